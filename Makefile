@@ -1,0 +1,57 @@
+# paddock build. Plain GNU make: no generator to install, one file to read.
+# `make` builds build/paddock; `make test` runs every suite (tests/run);
+# `make asan` builds an ASan+UBSan variant into build-asan/.
+
+CC      ?= cc
+BUILD   ?= build
+PKGS    := libseccomp
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wformat=2 -Wswitch-enum \
+           -Wno-unused-parameter
+ifeq ($(CI),true)
+WARN    += -Werror
+endif
+HARDEN  := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+override CFLAGS += -std=gnu17 $(WARN) $(HARDEN) -D_GNU_SOURCE -Isrc \
+                   $(shell pkg-config --cflags $(PKGS))
+LDFLAGS ?=
+override LDFLAGS += -pie -Wl,-z,relro,-z,now
+LIBS    := $(shell pkg-config --libs $(PKGS))
+
+LIB_SRC := $(sort $(wildcard src/common/*.c src/spec/*.c src/sandbox/*.c src/image/*.c))
+CLI_SRC := $(sort $(wildcard src/cli/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+all: $(BUILD)/paddock
+
+$(BUILD)/paddock: $(CLI_OBJ) $(BUILD)/libpaddock.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libpaddock.a $(LIBS)
+
+$(BUILD)/libpaddock.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libpaddock.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libpaddock.a $(LIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+
+test: all unit
+	BUILD=$(BUILD) tests/run
+
+asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	        LDFLAGS="-fsanitize=address,undefined" all unit
+
+clean:
+	rm -rf build build-asan
+
+.PHONY: all unit test asan clean
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

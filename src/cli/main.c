@@ -1,0 +1,56 @@
+/* main.c: dispatch to one command. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/cleanup.h"
+
+static const struct cli_command commands[] = {
+	{ "run", cmd_run, "run a command in a fresh, disposable sandbox" },
+};
+
+void cli_error(const struct pd_err *err)
+{
+	char buf[1400];
+	fprintf(stderr, "paddock: %s\n", pd_err_format(err, buf, sizeof buf));
+}
+
+void cli_errorf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("paddock: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: paddock COMMAND [OPTIONS]\n\ncommands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nrun 'paddock COMMAND --help' for a command's options\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_PADDOCK;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		puts("paddock 0.1.0");
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	cli_errorf("unknown command '%s' (see paddock --help)", argv[1]);
+	return EXIT_PADDOCK;
+}

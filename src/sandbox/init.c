@@ -1,0 +1,411 @@
+/* init.c: the sandbox's pid 1 and the command it starts.
+ *
+ * Sequence (child of clone3, already in its new namespaces):
+ *   1. wait for the parent: mount fds, then GO (uid map written, cgroup joined)
+ *   2. become root of the user namespace; enter a new cgroup namespace
+ *   3. attach the overlay root privately, build /proc /sys /dev and the
+ *      mounts, pivot_root into it
+ *   4. hostname, loopback
+ *   5. fork the command: new session (its own pty with -t), then
+ *      capabilities + no_new_privs, Landlock, seccomp last, execve
+ *   6. report READY; drop our own privileges; reap and forward signals until
+ *      the command exits, then exit with its status (the kernel then kills
+ *      whatever is left in the pid namespace) */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/landlock.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "sandbox/fence.h"
+#include "sandbox/internal.h"
+#include "sandbox/mountapi.h"
+
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+
+extern char **environ;
+
+_Noreturn static void child_fail(int sock, const struct pd_err *err)
+{
+	struct msg m = { .type = MSG_ERR, .err = *err };
+	msg_send(sock, &m, NULL, 0);
+	_exit(125);
+}
+
+/* Receive every mount fd, then GO. */
+static int recv_setup(struct plan *plan, int *fds, size_t n, struct pd_err *err)
+{
+	size_t have = 0;
+	for (;;) {
+		struct msg m;
+		size_t got = 0;
+		int r = msg_recv(plan->sock, &m, fds + have, n - have, &got);
+		if (r < 0)
+			return pd_err_set(err, -r, "sandbox", "waiting for the parent");
+		have += got;
+		if (m.type == MSG_GO)
+			break;
+		if (m.type != MSG_FDS)
+			return pd_err_set(err, EPROTO, "sandbox", "unexpected message");
+	}
+	if (have != n)
+		return pd_err_set(err, EPROTO, "sandbox", "expected %zu fds, got %zu", n, have);
+	return 0;
+}
+
+static int loopback_up(struct pd_err *err)
+{
+	_cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return pd_err_errno(err, "network", "socket");
+	struct ifreq ifr = { 0 };
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return pd_err_errno(err, "network", "reading lo flags");
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		return pd_err_errno(err, "network", "bringing lo up");
+	return 0;
+}
+
+/* The Landlock ABI the kernel offers, capped like pd_landlock_apply caps it. */
+static int landlock_abi(void)
+{
+	long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+	if (abi < 0)
+		return 0;
+	const char *cap = getenv("PADDOCK_LANDLOCK_MAX_ABI");
+	if (cap && *cap) {
+		long c = strtol(cap, NULL, 10);
+		if (c >= 0 && c < abi)
+			abi = c;
+	}
+	return (int)abi;
+}
+
+/* Paths where the command may write: the overlay's own top-level
+ * directories (not /proc, /sys, /dev, nor other mounts), the device nodes a
+ * shell needs, and the writable mounts. */
+static size_t rw_paths(const struct plan *plan, char **out, size_t max)
+{
+	size_t n = 0;
+	static const char *const dev[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/tty",
+					   "/dev/ptmx", "/dev/pts", "/dev/shm", "/dev/random",
+					   "/dev/urandom", NULL };
+	for (const char *const *d = dev; *d && n < max; d++)
+		out[n++] = strdup(*d);
+	struct stat root;
+	_cleanup_closedir_ DIR *dir = opendir("/");
+	if (dir && stat("/", &root) == 0) {
+		struct dirent *e;
+		while ((e = readdir(dir)) && n < max) {
+			if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+				continue;
+			if (!strcmp(e->d_name, "proc") || !strcmp(e->d_name, "sys") ||
+			    !strcmp(e->d_name, "dev"))
+				continue;
+			struct stat st;
+			if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    !S_ISDIR(st.st_mode) || st.st_dev != root.st_dev)
+				continue; /* another mount, or not a directory */
+			char *p = malloc(strlen(e->d_name) + 2);
+			if (!p)
+				break;
+			sprintf(p, "/%s", e->d_name);
+			out[n++] = p;
+		}
+	}
+	for (size_t i = 0; i < plan->n_mounts && n < max; i++)
+		if (plan->mounts[i].m->writable)
+			out[n++] = strdup(plan->mounts[i].m->target);
+	return n;
+}
+
+static char **build_env(const struct spec *s)
+{
+	static const char *const base[] = {
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=/root", "USER=root", "LOGNAME=root", "SHELL=/bin/sh", "LANG=C.UTF-8",
+		"IS_SANDBOX=1", "PADDOCK=1", NULL,
+	};
+	size_t n = 0, ne = 0;
+	while (base[n])
+		n++;
+	if (s->env)
+		while (s->env[ne])
+			ne++;
+	char **env = calloc(n + ne + 3, sizeof *env);
+	if (!env)
+		return NULL;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *b = base[i];
+		size_t klen = strcspn(b, "=") + 1;
+		bool overridden = false;
+		for (size_t j = 0; j < ne; j++)
+			if (strncmp(s->env[j], b, klen) == 0)
+				overridden = true;
+		if (!overridden)
+			env[k++] = (char *)b;
+	}
+	for (size_t j = 0; j < ne; j++)
+		env[k++] = s->env[j];
+	static char host[80];
+	snprintf(host, sizeof host, "HOSTNAME=%s", s->hostname ? s->hostname : "paddock");
+	env[k++] = host;
+	if (s->tty && !getenv("TERM")) {
+		bool has_term = false;
+		for (size_t j = 0; j < ne; j++)
+			if (!strncmp(s->env[j], "TERM=", 5))
+				has_term = true;
+		if (!has_term)
+			env[k++] = "TERM=xterm";
+	}
+	env[k] = NULL;
+	return env;
+}
+
+/* Move fd to >= 3 if it is 0-2, so dup2 into 0-2 cannot clobber a source. */
+static int lift_fd(int fd)
+{
+	if (fd >= 0 && fd < 3)
+		return fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	return fd;
+}
+
+_Noreturn static void command_main(struct plan *plan, int slave, int errpipe)
+{
+	const struct spec *s = plan->spec;
+	struct pd_err err = { 0 };
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	if (setsid() < 0) {
+		pd_err_errno(&err, "terminal", "setsid");
+		goto fail;
+	}
+	if (slave >= 0) {
+		if (ioctl(slave, TIOCSCTTY, 0) < 0) {
+			pd_err_errno(&err, "terminal", "acquiring the pty");
+			goto fail;
+		}
+		if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0) {
+			pd_err_errno(&err, "terminal", "dup2");
+			goto fail;
+		}
+	} else {
+		int in = lift_fd(plan->io.in), out = lift_fd(plan->io.out), er = lift_fd(plan->io.err);
+		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(er, 2) < 0) {
+			pd_err_errno(&err, "stdio", "dup2");
+			goto fail;
+		}
+	}
+	errpipe = fcntl(errpipe, F_DUPFD_CLOEXEC, 3);
+	if (errpipe < 0 || dup3(errpipe, 3, O_CLOEXEC) < 0)
+		_exit(125);
+	errpipe = 3;
+	syscall(SYS_close_range, 4, ~0U, 0);
+
+	const char *wd = s->workdir ? s->workdir : "/workspace";
+	if (chdir(wd) < 0) {
+		pd_err_errno(&err, "workdir", "cannot enter %s", wd);
+		goto fail;
+	}
+	char **env = build_env(s);
+	char *rw[128];
+	size_t n_rw = rw_paths(plan, rw, ARRAY_SIZE(rw));
+	if (!env) {
+		pd_err_set(&err, ENOMEM, "exec", "out of memory");
+		goto fail;
+	}
+	int abi = 0;
+	if (pd_caps_apply(&err) < 0 ||
+	    pd_landlock_apply((const char *const *)rw, n_rw, s->strict, &abi, &err) < 0 ||
+	    pd_seccomp_apply(&err) < 0)
+		goto fail;
+	environ = env;
+	execvp(s->argv[0], s->argv);
+	int e = errno;
+	pd_err_set(&err, e, "exec", "cannot run '%s'", s->argv[0]);
+	if (e == ENOENT)
+		pd_err_hint(&err, "no such command in the image");
+	(void)!write(errpipe, &err, sizeof err);
+	_exit(e == ENOENT ? 127 : 126);
+fail:
+	(void)!write(errpipe, &err, sizeof err);
+	_exit(125);
+}
+
+/* Forward signals to the command and reap everything; exit with the
+ * command's status, docker-style. */
+_Noreturn static void pid1_loop(struct plan *plan, pid_t cmd, int errpipe)
+{
+	sigset_t all;
+	sigfillset(&all);
+	sigdelset(&all, SIGKILL);
+	sigdelset(&all, SIGSTOP);
+	int sfd = signalfd(-1, &all, SFD_CLOEXEC);
+	struct pd_err err;
+	/* An exec failure is written to the pipe; success closes it. */
+	ssize_t n;
+	do
+		n = read(errpipe, &err, sizeof err);
+	while (n < 0 && errno == EINTR);
+	close(errpipe);
+	if (n == (ssize_t)sizeof err) {
+		struct msg m = { .type = MSG_ERR, .err = err };
+		msg_send(plan->sock, &m, NULL, 0);
+	}
+	for (;;) {
+		struct signalfd_siginfo si;
+		ssize_t k = read(sfd, &si, sizeof si);
+		if (k != (ssize_t)sizeof si) {
+			if (k < 0 && errno == EINTR)
+				continue;
+			_exit(125);
+		}
+		if (si.ssi_signo != SIGCHLD) {
+			kill(cmd, (int)si.ssi_signo);
+			continue;
+		}
+		int status;
+		pid_t p;
+		while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
+			if (p != cmd)
+				continue;
+			if (WIFEXITED(status))
+				_exit(WEXITSTATUS(status));
+			_exit(128 + WTERMSIG(status));
+		}
+	}
+}
+
+_Noreturn void sandbox_child(struct plan *plan)
+{
+	struct pd_err err = { 0 };
+	int sock = plan->sock;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (plan->watch_fd >= 0)
+		close(plan->watch_fd);
+	size_t nfds = FD_MOUNT0 + plan->n_mounts;
+	int *fds = calloc(nfds, sizeof *fds);
+	if (!fds)
+		_exit(125);
+	/* 1. */
+	if (recv_setup(plan, fds, nfds, &err) < 0)
+		child_fail(sock, &err);
+	/* 2. */
+	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 || setgroups(0, NULL) < 0) {
+		pd_err_errno(&err, "userns", "becoming root in the user namespace");
+		child_fail(sock, &err);
+	}
+	if (unshare(CLONE_NEWCGROUP) < 0) {
+		pd_err_errno(&err, "cgroupns", "creating the cgroup namespace");
+		child_fail(sock, &err);
+	}
+	/* 3. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		pd_err_errno(&err, "mount", "making the mount namespace private");
+		child_fail(sock, &err);
+	}
+	/* The overlay is attached at /tmp of the (private copy of the) host tree
+	 * only until pivot_root: nothing of it is visible on the host. */
+	if (sys_move_mount(fds[FD_ROOT], "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+		pd_err_errno(&err, "mount", "attaching the root filesystem");
+		child_fail(sock, &err);
+	}
+	if (rootfs_build(plan, fds[FD_ROOT], fds, &err) < 0 || rootfs_pivot(fds[FD_ROOT], &err) < 0)
+		child_fail(sock, &err);
+	for (size_t i = 0; i < nfds; i++)
+		close(fds[i]);
+	free(fds);
+	/* 4. */
+	const struct spec *s = plan->spec;
+	const char *hn = s->hostname ? s->hostname : "paddock";
+	if (sethostname(hn, strlen(hn)) < 0) {
+		pd_err_errno(&err, "uts", "sethostname");
+		child_fail(sock, &err);
+	}
+	if (loopback_up(&err) < 0)
+		child_fail(sock, &err);
+	int abi = landlock_abi();
+	if (abi == 0 && s->strict) {
+		pd_err_set(&err, EOPNOTSUPP, "landlock", "the kernel offers no Landlock and --strict "
+							 "was given");
+		pd_err_hint(&err, "run on Linux >= 5.13 with landlock in lsm=, or drop --strict");
+		child_fail(sock, &err);
+	}
+	/* 5. */
+	int master = -1, slave = -1;
+	if (s->tty) {
+		master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+		int unlock = 0;
+		if (master < 0 || ioctl(master, TIOCSPTLCK, &unlock) < 0 ||
+		    (slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+			pd_err_errno(&err, "terminal", "allocating a pty in the sandbox");
+			child_fail(sock, &err);
+		}
+	}
+	int ep[2];
+	if (pipe2(ep, O_CLOEXEC) < 0) {
+		pd_err_errno(&err, "exec", "pipe");
+		child_fail(sock, &err);
+	}
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	pid_t cmd = fork();
+	if (cmd < 0) {
+		pd_err_errno(&err, "exec", "fork");
+		child_fail(sock, &err);
+	}
+	if (cmd == 0) {
+		close(ep[0]);
+		close(sock);
+		if (master >= 0)
+			close(master);
+		command_main(plan, slave, ep[1]);
+	}
+	close(ep[1]);
+	if (slave >= 0)
+		close(slave);
+	/* 6. */
+	struct msg ready = { .type = MSG_READY, .landlock_abi = abi };
+	if (msg_send(sock, &ready, master >= 0 ? &master : NULL, master >= 0 ? 1 : 0) < 0)
+		_exit(125);
+	if (master >= 0)
+		close(master);
+	for (int fd = 0; fd < 3; fd++) {
+		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (nul >= 0 && nul != fd) {
+			dup2(nul, fd);
+			close(nul);
+		}
+	}
+	/* pid 1 keeps no power the command lacks: not traceable, same caps and
+	 * seccomp filter. */
+	prctl(PR_SET_DUMPABLE, 0);
+	if (pd_caps_apply(&err) < 0 || pd_seccomp_apply(&err) < 0)
+		_exit(125);
+	pid1_loop(plan, cmd, ep[0]);
+}

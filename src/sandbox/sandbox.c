@@ -1,0 +1,734 @@
+/* sandbox.c: the parent side of the ns backend.
+ *
+ * The parent is privileged (root on the host). It prepares everything that
+ * needs host privileges as detached mounts held by file descriptors, so that
+ * nothing is ever attached to the host's mount tree and everything vanishes
+ * with the process, even on SIGKILL:
+ *
+ *   1. resolve mount sources safely and scan them for credential files
+ *   2. scratch: a tmpfs (size = --disk) holding the overlay's upper and work
+ *      directories and the workspace clone
+ *   3. cgroup with the limits, and a watcher that removes it if we die
+ *   4. clone3 the child into new user, mount, pid, ipc, uts, net and time
+ *      namespaces; it waits for us
+ *   5. write its uid/gid maps (root inside = an unprivileged host range)
+ *   6. build the root: the image as an idmapped read-only mount, overlayfs on
+ *      top of it with the scratch upper; bind mounts idmapped so the source
+ *      owner is root inside; send all of them to the child
+ *   7. wait for the child to report READY (or an error, which we return)
+ *
+ * The child side is init.c (pid 1) and rootfs.c (mount assembly). */
+#include "sandbox/sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/internal.h"
+#include "sandbox/mountapi.h"
+#include "sandbox/workspace.h"
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+struct sandbox {
+	pid_t pid;
+	int pidfd;
+	int sock;
+	int pty;
+	int watch_fd;   /* write end of the watcher's pipe */
+	pid_t watcher;
+	struct pd_cgroup *cg;
+	struct plan plan;
+	bool reaped;
+	int code;
+	char warning[256];
+};
+
+/* ---- messages ---------------------------------------------------------- */
+
+int msg_send(int sock, const struct msg *m, const int *fds, size_t n_fds)
+{
+	struct iovec iov = { .iov_base = (void *)m, .iov_len = sizeof *m };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * FDS_PER_MSG)];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (n_fds > FDS_PER_MSG)
+		return -E2BIG;
+	if (n_fds) {
+		memset(&u, 0, sizeof u);
+		mh.msg_control = u.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+	}
+	ssize_t r;
+	do
+		r = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	return r == (ssize_t)sizeof *m ? 0 : -EIO;
+}
+
+int msg_recv(int sock, struct msg *m, int *fds, size_t max_fds, size_t *n_fds)
+{
+	struct iovec iov = { .iov_base = m, .iov_len = sizeof *m };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * FDS_PER_MSG)];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = sizeof u.buf };
+	if (n_fds)
+		*n_fds = 0;
+	ssize_t r;
+	do
+		r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	if (r == 0)
+		return -EPIPE;
+	size_t got = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *in = (int *)CMSG_DATA(c);
+		for (size_t i = 0; i < n; i++) {
+			if (got < max_fds)
+				fds[got++] = in[i];
+			else
+				close(in[i]); /* more than we asked for: drop */
+		}
+	}
+	if (n_fds)
+		*n_fds = got;
+	else
+		for (size_t i = 0; i < got; i++)
+			close(fds[i]);
+	if (r != (ssize_t)sizeof *m || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+		return -EBADMSG;
+	m->err.layer[sizeof m->err.layer - 1] = '\0';
+	m->err.msg[sizeof m->err.msg - 1] = '\0';
+	m->err.hint[sizeof m->err.hint - 1] = '\0';
+	return 0;
+}
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static int write_file_at(const char *path, const char *data, struct pd_err *err)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pd_err_errno(err, "userns", "opening %s", path);
+	size_t n = strlen(data);
+	if (write(fd, data, n) != (ssize_t)n)
+		return pd_err_errno(err, "userns", "writing %s", path);
+	return 0;
+}
+
+/* A user namespace whose only mapping is inside `from` -> host `to`, for an
+ * idmapped mount: a file owned by `from` on disk appears owned by host uid
+ * `to` (the sandbox's root). Made by a short-lived child that we discard. */
+static int userns_single_map(uid_t from_uid, gid_t from_gid, uid_t to, struct pd_err *err)
+{
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return pd_err_errno(err, "mount", "pipe");
+	struct clone_args ca = { .flags = CLONE_NEWUSER, .exit_signal = SIGCHLD };
+	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return pd_err_errno(err, "userns", "creating a user namespace for an idmapped mount");
+	}
+	if (pid == 0) {
+		char c;
+		close(pfd[1]);
+		(void)!read(pfd[0], &c, 1);
+		_exit(0);
+	}
+	close(pfd[0]);
+	int r = 0, fd = -1;
+	char path[64], map[64];
+	snprintf(map, sizeof map, "%u %u 1\n", from_uid, to);
+	snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
+	if ((r = write_file_at(path, map, err)) < 0)
+		goto out;
+	snprintf(map, sizeof map, "%u %u 1\n", from_gid, to);
+	snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
+	if ((r = write_file_at(path, map, err)) < 0)
+		goto out;
+	snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		r = pd_err_errno(err, "userns", "opening %s", path);
+out:
+	close(pfd[1]);
+	waitpid(pid, NULL, 0);
+	return r < 0 ? r : fd;
+}
+
+/* Resolve a mount source safely: canonicalize once, then open the canonical
+ * path refusing any symlink, so a component swapped for a symlink between
+ * the two steps makes the open fail instead of redirecting it. */
+static int open_source(const struct pd_mount *m, struct plan_mount *pm, struct pd_err *err)
+{
+	struct stat st;
+	if (lstat(m->source, &st) == 0 && S_ISLNK(st.st_mode)) {
+		pd_err_set(err, ELOOP, "mount", "--mount %s:%s: the source is a symlink", m->source,
+			   m->target);
+		return pd_err_hint(err, "give the real path; symlinks are not followed");
+	}
+	_cleanup_free_ char *real = realpath(m->source, NULL);
+	if (!real)
+		return pd_err_errno(err, "mount", "--mount %s:%s: cannot resolve the source",
+				    m->source, m->target);
+	int fd = sys_openat2(AT_FDCWD, real, O_PATH | O_CLOEXEC,
+			     RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+	if (fd < 0)
+		return pd_err_errno(err, "mount", "--mount %s:%s: opening %s", m->source,
+				    m->target, real);
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return pd_err_errno(err, "mount", "stat %s", real);
+	}
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+		close(fd);
+		return pd_err_set(err, EINVAL, "mount",
+				  "--mount %s:%s: the source is neither a directory nor a file",
+				  m->source, m->target);
+	}
+	pm->src_fd = fd;
+	pm->is_dir = S_ISDIR(st.st_mode);
+	pm->owner_uid = st.st_uid;
+	pm->owner_gid = st.st_gid;
+	return 0;
+}
+
+static void plan_free(struct plan *p)
+{
+	for (size_t i = 0; i < p->n_mounts; i++) {
+		if (p->mounts[i].src_fd >= 0)
+			close(p->mounts[i].src_fd);
+		deny_hits_free(&p->mounts[i].hits);
+	}
+	free(p->mounts);
+	p->mounts = NULL;
+	p->n_mounts = 0;
+}
+
+static int plan_mounts(struct plan *p, const struct spec *s, struct pd_err *err)
+{
+	p->mounts = calloc(s->n_mounts ? s->n_mounts : 1, sizeof *p->mounts);
+	if (!p->mounts)
+		return pd_err_set(err, ENOMEM, "mount", "out of memory");
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		struct plan_mount *pm = &p->mounts[p->n_mounts++];
+		pm->src_fd = -1;
+		pm->m = &s->mounts[i];
+		int r = open_source(pm->m, pm, err);
+		if (r < 0)
+			return r;
+		_cleanup_free_ char *real = realpath(pm->m->source, NULL);
+		if (real && deny_match(real[1] ? real + 1 : real, (const char *const *)s->unmask)) {
+			pd_err_set(err, EACCES, "mount",
+				   "--mount %s:%s: the source is a credential path on the deny list",
+				   pm->m->source, pm->m->target);
+			return pd_err_hint(err, "if you really mean it, add --unmask with the name");
+		}
+		if (pm->is_dir) {
+			_cleanup_close_ int dfd =
+				openat(pm->src_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (dfd < 0)
+				return pd_err_errno(err, "mount", "opening %s", pm->m->source);
+			r = deny_scan(dfd, (const char *const *)s->unmask, &pm->hits, err);
+			if (r < 0) {
+				pd_err_prefix(err, "--mount %s", pm->m->source);
+				return r;
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- detached mounts built by the parent ------------------------------- */
+
+static int fs_new(const char *type, const char *const *opts, unsigned attrs, struct pd_err *err)
+{
+	_cleanup_close_ int fs = sys_fsopen(type, FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return pd_err_errno(err, "mount", "fsopen(%s)", type);
+	for (const char *const *o = opts; o && *o; o += 2) {
+		int r = o[1] ? sys_fsconfig(fs, FSCONFIG_SET_STRING, o[0], o[1], 0)
+			     : sys_fsconfig(fs, FSCONFIG_SET_FLAG, o[0], NULL, 0);
+		if (r < 0)
+			return pd_err_errno(err, "mount", "%s option %s", type, o[0]);
+	}
+	if (sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+		int e = errno;
+		char log[256] = "";
+		ssize_t n = read(fs, log, sizeof log - 1); /* the kernel's own reason */
+		if (n > 0) {
+			log[n] = '\0';
+			log[strcspn(log, "\n")] = '\0';
+			return pd_err_set(err, e, "mount", "creating %s (kernel says: %s)", type, log);
+		}
+		return pd_err_set(err, e, "mount", "creating %s", type);
+	}
+	int m = sys_fsmount(fs, FSMOUNT_CLOEXEC, attrs);
+	if (m < 0)
+		return pd_err_errno(err, "mount", "fsmount(%s)", type);
+	return m;
+}
+
+/* The scratch tmpfs: upper/, work/ and upper/workspace, owned by the
+ * sandbox's root on the host. */
+static int make_scratch(const struct spec *s, struct pd_err *err)
+{
+	char size[32];
+	snprintf(size, sizeof size, "%llu", (unsigned long long)s->disk);
+	const char *opts[] = { "size", size, "mode", "0700", NULL };
+	int fd = fs_new("tmpfs", opts, MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID, err);
+	if (fd < 0) {
+		pd_err_prefix(err, "writable layer");
+		return fd;
+	}
+	uid_t u = s->uid_base;
+	if (mkdirat(fd, "upper", 0755) < 0 || mkdirat(fd, "work", 0700) < 0 ||
+	    mkdirat(fd, "upper/workspace", 0755) < 0 || fchownat(fd, "upper", u, u, 0) < 0 ||
+	    fchownat(fd, "upper/workspace", u, u, 0) < 0) {
+		int r = pd_err_errno(err, "mount", "preparing the writable layer");
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* Empty, unreadable objects to mask credential files and /proc entries: a
+ * directory and a file, mode 000, owned by host root, which is not mapped
+ * inside, so even root in the sandbox cannot read them. */
+static int make_maskfs(struct pd_err *err)
+{
+	const char *opts[] = { "size", "16k", "mode", "0755", NULL };
+	int fd = fs_new("tmpfs", opts, 0, err);
+	if (fd < 0)
+		return fd;
+	int f;
+	if (mkdirat(fd, "d", 0) < 0 || (f = openat(fd, "f", O_CREAT | O_WRONLY | O_CLOEXEC, 0)) < 0) {
+		int r = pd_err_errno(err, "mount", "preparing the mask filesystem");
+		close(fd);
+		return r;
+	}
+	close(f);
+	struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+					    MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC };
+	if (sys_mount_setattr(fd, "", AT_EMPTY_PATH, &a) < 0) {
+		int r = pd_err_errno(err, "mount", "making the mask filesystem read-only");
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* Clone `src` (recursively) as a detached mount, idmapped through userns_fd
+ * and with the given attributes. */
+static int clone_idmapped(int src_fd, int userns_fd, unsigned attrs, const char *what,
+			  struct pd_err *err)
+{
+	int fd = sys_open_tree(src_fd, "",
+			       OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+	if (fd < 0)
+		return pd_err_errno(err, "mount", "cloning %s", what);
+	struct mount_attr a = { .attr_set = attrs | MOUNT_ATTR_IDMAP,
+				.userns_fd = (unsigned long long)userns_fd };
+	if (sys_mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a) < 0) {
+		int r = pd_err_errno(err, "mount", "idmapping %s", what);
+		pd_err_hint(err, "paddock needs idmapped mounts (Linux >= 5.12, and >= 6.3 "
+				 "for tmpfs); the filesystem may not support them");
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static int make_root(const struct spec *s, int scratch, int userns_fd, struct pd_err *err)
+{
+	_cleanup_close_ int img = open(s->image, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (img < 0)
+		return pd_err_errno(err, "image", "opening image %s", s->image);
+	_cleanup_close_ int lower =
+		clone_idmapped(img, userns_fd, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV, "the image",
+			       err);
+	if (lower < 0)
+		return lower;
+	char lowerp[64], upperp[64], workp[64];
+	snprintf(lowerp, sizeof lowerp, "/proc/self/fd/%d", lower);
+	snprintf(upperp, sizeof upperp, "/proc/self/fd/%d/upper", scratch);
+	snprintf(workp, sizeof workp, "/proc/self/fd/%d/work", scratch);
+	const char *opts[] = { "lowerdir", lowerp, "upperdir", upperp, "workdir", workp, NULL };
+	int fd = fs_new("overlay", opts, MOUNT_ATTR_NODEV, err);
+	if (fd < 0)
+		pd_err_prefix(err, "root filesystem");
+	return fd;
+}
+
+/* ---- watcher ------------------------------------------------------------ */
+
+/* A small process in its own session that outlives us if we are killed: when
+ * its pipe reaches end of file without the 'done' byte, it removes the
+ * sandbox's cgroups. Mounts and the scratch tmpfs need no such help: they
+ * are held only by file descriptors and namespaces that die with us. */
+static pid_t start_watcher(struct pd_cgroup *cg, int *wfd_out, struct pd_err *err)
+{
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return pd_err_errno(err, "cgroup", "pipe");
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return pd_err_errno(err, "cgroup", "fork");
+	}
+	if (pid == 0) {
+		close(pfd[1]);
+		setsid();
+		if (chdir("/") < 0)
+			_exit(1);
+		signal(SIGINT, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		char c = 0;
+		ssize_t n;
+		do
+			n = read(pfd[0], &c, 1);
+		while (n < 0 && errno == EINTR);
+		if (n == 1 && c == 'd')
+			_exit(0);
+		pd_cgroup_remove_paths(pd_cgroup_paths(cg));
+		_exit(0);
+	}
+	close(pfd[0]);
+	*wfd_out = pfd[1];
+	return pid;
+}
+
+/* ---- start -------------------------------------------------------------- */
+
+static int send_fds(int sock, const int *fds, size_t n)
+{
+	for (size_t off = 0; off < n; off += FDS_PER_MSG) {
+		size_t k = n - off < FDS_PER_MSG ? n - off : FDS_PER_MSG;
+		struct msg m = { .type = MSG_FDS, .n_fds = (uint32_t)k };
+		int r = msg_send(sock, &m, fds + off, k);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int setup_child(struct sandbox *sb, const struct spec *s, int scratch, int maskfs,
+		       struct pd_err *err)
+{
+	char path[64], map[64];
+	int r;
+	snprintf(map, sizeof map, "0 %u %u\n", s->uid_base, PD_UID_RANGE);
+	snprintf(path, sizeof path, "/proc/%d/uid_map", sb->pid);
+	if ((r = write_file_at(path, map, err)) < 0)
+		return r;
+	snprintf(path, sizeof path, "/proc/%d/gid_map", sb->pid);
+	if ((r = write_file_at(path, map, err)) < 0)
+		return r;
+	if (pd_cgroup_v2_fd(sb->cg) < 0 && (r = pd_cgroup_attach(sb->cg, sb->pid, err)) < 0)
+		return r;
+	snprintf(path, sizeof path, "/proc/%d/ns/user", sb->pid);
+	_cleanup_close_ int userns = open(path, O_RDONLY | O_CLOEXEC);
+	if (userns < 0)
+		return pd_err_errno(err, "userns", "opening %s", path);
+
+	size_t n = FD_MOUNT0 + sb->plan.n_mounts;
+	_cleanup_free_ int *fds = calloc(n, sizeof *fds);
+	if (!fds)
+		return pd_err_set(err, ENOMEM, "mount", "out of memory");
+	for (size_t i = 0; i < n; i++)
+		fds[i] = -1;
+	fds[FD_MASKFS] = maskfs;
+	r = fds[FD_ROOT] = make_root(s, scratch, userns, err);
+	for (size_t i = 0; r >= 0 && i < sb->plan.n_mounts; i++) {
+		struct plan_mount *pm = &sb->plan.mounts[i];
+		_cleanup_close_ int map_ns =
+			userns_single_map(pm->owner_uid, pm->owner_gid, s->uid_base, err);
+		if (map_ns < 0) {
+			r = map_ns;
+			break;
+		}
+		unsigned attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+		if (!pm->m->writable)
+			attrs |= MOUNT_ATTR_RDONLY;
+		r = fds[FD_MOUNT0 + i] = clone_idmapped(pm->src_fd, map_ns, attrs, pm->m->source, err);
+	}
+	if (r >= 0) {
+		r = send_fds(sb->sock, fds, n);
+		if (r < 0)
+			pd_err_set(err, -r, "sandbox", "sending mounts to the sandbox");
+	}
+	for (size_t i = 0; i < n; i++)
+		if (i != FD_MASKFS && fds[i] >= 0)
+			close(fds[i]);
+	if (r < 0)
+		return r;
+	struct msg go = { .type = MSG_GO };
+	if ((r = msg_send(sb->sock, &go, NULL, 0)) < 0)
+		return pd_err_set(err, -r, "sandbox", "starting the sandbox");
+	return 0;
+}
+
+static int wait_ready(struct sandbox *sb, const struct spec *s, struct pd_err *err)
+{
+	struct msg m;
+	int fd = -1;
+	size_t nfd = 0;
+	int r = msg_recv(sb->sock, &m, &fd, 1, &nfd);
+	if (r < 0)
+		return pd_err_set(err, r == -EPIPE ? ECHILD : -r, "sandbox",
+				  "the sandbox exited during setup");
+	if (m.type == MSG_ERR) {
+		if (nfd)
+			close(fd);
+		if (err)
+			*err = m.err;
+		if (!m.err.msg[0])
+			pd_err_set(err, EIO, "sandbox", "setup failed");
+		return -(m.err.code > 0 ? m.err.code : EIO);
+	}
+	if (m.type != MSG_READY || (s->tty && nfd != 1) || (!s->tty && nfd != 0)) {
+		if (nfd)
+			close(fd);
+		return pd_err_set(err, EPROTO, "sandbox", "unexpected message from the sandbox");
+	}
+	sb->pty = s->tty ? fd : -1;
+	if (m.landlock_abi == 0)
+		snprintf(sb->warning, sizeof sb->warning,
+			 "Landlock is not available on this kernel: the sandbox runs without it "
+			 "(use --strict to refuse)");
+	return 0;
+}
+
+static void make_name(char *buf, size_t len)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(buf, len, "run-%d-%lx%lx", getpid(), (unsigned long)ts.tv_sec & 0xffff,
+		 (unsigned long)ts.tv_nsec);
+}
+
+int sandbox_start(const struct spec *s, const struct sandbox_io *io, struct sandbox **out,
+		  struct pd_err *err)
+{
+	int r = spec_validate(s, err);
+	if (r < 0)
+		return r;
+	if (!s->image)
+		return pd_err_set(err, EINVAL, "image", "no image given");
+	struct sandbox *sb = calloc(1, sizeof *sb);
+	if (!sb)
+		return pd_err_set(err, ENOMEM, "sandbox", "out of memory");
+	sb->pid = -1;
+	sb->pidfd = sb->sock = sb->pty = sb->watch_fd = -1;
+	sb->watcher = -1;
+	sb->plan.spec = s;
+	sb->plan.io = *io;
+	_cleanup_close_ int scratch = -1, maskfs = -1;
+	int sp[2] = { -1, -1 };
+
+	/* 1. mount sources and their credential files */
+	if ((r = plan_mounts(&sb->plan, s, err)) < 0)
+		goto fail;
+	/* 2. the writable layer and the workspace */
+	if ((r = scratch = make_scratch(s, err)) < 0)
+		goto fail;
+	if ((r = maskfs = make_maskfs(err)) < 0)
+		goto fail;
+	if (s->workspace == PD_WS_AUTO && s->workspace_src) {
+		_cleanup_close_ int ws = openat(scratch, "upper/workspace",
+						O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		char wsp[64];
+		snprintf(wsp, sizeof wsp, "/proc/%d/fd/%d", getpid(), ws);
+		if (ws < 0) {
+			r = pd_err_errno(err, "workspace", "opening the workspace directory");
+			goto fail;
+		}
+		if ((r = workspace_populate(s->workspace_src, ws, wsp, s->uid_base, s->uid_base,
+					    (const char *const *)s->unmask, err)) < 0)
+			goto fail;
+	}
+	/* 3. cgroup and its watcher */
+	char name[64];
+	make_name(name, sizeof name);
+	struct pd_limits lim = { .memory = s->memory, .pids = s->pids, .cpus_milli = s->cpus_milli };
+	pd_cgroup_gc();
+	if ((r = pd_cgroup_create(name, &lim, &sb->cg, err)) < 0)
+		goto fail;
+	if ((r = sb->watcher = start_watcher(sb->cg, &sb->watch_fd, err)) < 0)
+		goto fail;
+	/* 4. the child, in its new namespaces */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+		r = pd_err_errno(err, "sandbox", "socketpair");
+		goto fail;
+	}
+	sb->sock = sp[0];
+	sb->plan.sock = sp[1];
+	sb->plan.watch_fd = sb->watch_fd;
+	struct clone_args ca = {
+		.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
+			 CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWTIME | CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)&sb->pidfd,
+		.exit_signal = SIGCHLD,
+	};
+	int cgfd = pd_cgroup_v2_fd(sb->cg);
+	if (cgfd >= 0) {
+		ca.flags |= CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)cgfd;
+	}
+	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid < 0) {
+		r = pd_err_errno(err, "namespaces", "creating the sandbox's namespaces");
+		pd_err_hint(err, "paddock needs user namespaces (kernel.unprivileged_userns_clone, "
+				 "user.max_user_namespaces) and time namespaces (Linux >= 5.6)");
+		goto fail;
+	}
+	if (pid == 0) {
+		close(sp[0]);
+		sandbox_child(&sb->plan); /* never returns */
+	}
+	sb->pid = pid;
+	close(sp[1]);
+	sp[1] = -1;
+	sb->plan.sock = -1;
+	/* 5-6. maps, cgroup, root and mounts */
+	if ((r = setup_child(sb, s, scratch, maskfs, err)) < 0)
+		goto fail;
+	/* 7. the fence is up and the command started, or we learn why not */
+	if ((r = wait_ready(sb, s, err)) < 0)
+		goto fail;
+	plan_free(&sb->plan);
+	*out = sb;
+	return 0;
+fail:
+	if (sp[1] >= 0)
+		close(sp[1]);
+	sandbox_free(sb);
+	return r < 0 ? r : -EIO;
+}
+
+int sandbox_pty(const struct sandbox *sb) { return sb->pty; }
+int sandbox_pidfd(const struct sandbox *sb) { return sb->pidfd; }
+const char *sandbox_warning(const struct sandbox *sb)
+{
+	return sb->warning[0] ? sb->warning : NULL;
+}
+
+int sandbox_signal(struct sandbox *sb, int sig)
+{
+	if (sb->pidfd < 0 || sb->reaped)
+		return -ESRCH;
+	if (syscall(SYS_pidfd_send_signal, sb->pidfd, sig, NULL, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+static int reap(struct sandbox *sb)
+{
+	if (sb->reaped || sb->pid <= 0)
+		return 0;
+	siginfo_t si = { 0 };
+	int r;
+	do
+		r = waitid(P_PIDFD, (id_t)sb->pidfd, &si, WEXITED);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	sb->reaped = true;
+	if (si.si_code == CLD_EXITED)
+		sb->code = si.si_status;
+	else
+		sb->code = 128 + si.si_status;
+	return 0;
+}
+
+int sandbox_wait(struct sandbox *sb, int *code, struct pd_err *err)
+{
+	/* pid 1 reports an exec failure before it exits; anything else on the
+	 * socket after READY is ignored. */
+	struct msg m;
+	bool exec_err = false;
+	for (;;) {
+		int r = msg_recv(sb->sock, &m, NULL, 0, NULL);
+		if (r < 0)
+			break;
+		if (m.type == MSG_ERR) {
+			if (err)
+				*err = m.err;
+			exec_err = true;
+		}
+	}
+	int r = reap(sb);
+	if (r < 0)
+		return pd_err_set(err, -r, "sandbox", "waiting for the sandbox");
+	*code = sb->code;
+	if (!exec_err && err)
+		err->msg[0] = '\0';
+	if (sb->cg && pd_cgroup_oom_killed(sb->cg) > 0 && err && !exec_err)
+		snprintf(err->msg, sizeof err->msg,
+			 "the sandbox ran out of memory (limit %llu bytes); raise --memory",
+			 (unsigned long long)sb->plan.spec->memory);
+	return 0;
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+	if (!sb)
+		return;
+	if (sb->pid > 0 && !sb->reaped) {
+		sandbox_signal(sb, SIGKILL);
+		reap(sb);
+	}
+	if (sb->pty >= 0)
+		close(sb->pty);
+	if (sb->sock >= 0)
+		close(sb->sock);
+	if (sb->pidfd >= 0)
+		close(sb->pidfd);
+	pd_cgroup_destroy(sb->cg);
+	if (sb->watch_fd >= 0) {
+		(void)!write(sb->watch_fd, "d", 1);
+		close(sb->watch_fd);
+	}
+	if (sb->watcher > 0)
+		waitpid(sb->watcher, NULL, 0);
+	plan_free(&sb->plan);
+	free(sb);
+}

@@ -1,0 +1,78 @@
+/* spec.h: the one policy type.
+ *
+ * `struct spec` holds everything a sandbox is: image, command, mounts, limits,
+ * network mode, terminal. The CLI (flags, later paddock.yaml) fills it; the
+ * sandbox backends and the daemon only read it. Parsing never touches the
+ * system. */
+#ifndef PADDOCK_SPEC_H
+#define PADDOCK_SPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/err.h"
+
+enum pd_network { PD_NET_OFF = 0, PD_NET_FILTERED, PD_NET_OPEN };
+enum pd_workspace {
+	PD_WS_AUTO = 0, /* git clone if in a repo, else a copy of the directory */
+	PD_WS_NONE,     /* empty /workspace */
+	PD_WS_MOUNT,    /* bind-mount the directory read-write (weaker) */
+};
+
+struct pd_mount {
+	char *source;  /* host path as given (absolute after spec_finalize) */
+	char *target;  /* absolute, normalized path inside the sandbox */
+	bool writable; /* ":rw" */
+};
+
+/* Defaults; see docs/FENCE.md for the reasons. */
+#define PD_DEFAULT_MEMORY (4ULL << 30)
+#define PD_DEFAULT_DISK (4ULL << 30)
+#define PD_DEFAULT_PIDS 4096
+#define PD_DEFAULT_UID_BASE 1879048192u /* 0x70000000, above systemd's container range */
+#define PD_UID_RANGE 65536u
+#define PD_MAX_MOUNTS 64
+#define PD_MAX_ENV 256
+
+struct spec {
+	char *image;           /* rootfs directory; NULL: the default image */
+	char **argv;           /* command, NULL-terminated */
+	char **env;            /* extra "K=V", NULL-terminated (may be NULL) */
+	struct pd_mount *mounts;
+	size_t n_mounts;
+	char **unmask;         /* deny-list names explicitly allowed, NULL-terminated */
+	char *workdir;         /* cwd inside; default /workspace */
+	char *workspace_src;   /* host directory the workspace comes from (cwd) */
+	enum pd_workspace workspace;
+	enum pd_network network;
+	uint64_t memory;       /* bytes, 0 = no limit */
+	uint64_t disk;         /* bytes of the writable layer */
+	uint64_t pids;         /* 0 = no limit */
+	uint64_t cpus_milli;   /* 1000 = one CPU, 0 = no limit */
+	bool tty;
+	bool strict;           /* refuse to start if any layer degrades */
+	char *hostname;
+	uid_t uid_base;        /* host uid that root inside maps to */
+};
+
+void spec_init(struct spec *s);
+void spec_free(struct spec *s);
+
+/* "2G", "512M", "1024k", "123" -> bytes. Returns 0 or -EINVAL/-ERANGE. */
+int spec_parse_size(const char *s, uint64_t *out);
+/* "1.5", "2" -> milli-CPUs. */
+int spec_parse_cpus(const char *s, uint64_t *out);
+/* "SRC:DST[:ro|:rw]" -> mount. */
+int spec_parse_mount(const char *arg, struct pd_mount *out, struct pd_err *err);
+/* Normalize an absolute in-sandbox path: collapse "//" and ".", refuse "..",
+ * relative paths and empty components that would escape. Returns a new string
+ * or NULL with err filled. */
+char *spec_normalize_target(const char *path, struct pd_err *err);
+/* Check a complete spec before anything touches the system: command present,
+ * targets unique and not over /proc, /dev, /sys, limits sane, features this
+ * build cannot honour refused. */
+int spec_validate(const struct spec *s, struct pd_err *err);
+
+#endif
