@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+__attribute__((format(printf, 4, 0)))
 static int err_vset(struct pd_err *err, int code, const char *layer, const char *fmt, va_list ap)
 {
 	if (err) {

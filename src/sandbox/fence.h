@@ -22,6 +22,10 @@ const int *pd_caps_kept(size_t *n);
  * otherwise return 0 and set *abi_out = 0 so the caller can warn.
  * The environment variable PADDOCK_LANDLOCK_MAX_ABI caps the ABI used
  * (0 acts as a kernel without Landlock) so the degraded path can be tested. */
+/* The ABI pd_landlock_apply would use: the kernel's, capped by
+ * PADDOCK_LANDLOCK_MAX_ABI; 0 when unavailable. Negative errno (err filled)
+ * when the variable is malformed. */
+int pd_landlock_abi(struct pd_err *err);
 int pd_landlock_apply(const char *const *rw_paths, size_t n_rw, bool strict, int *abi_out,
 		      struct pd_err *err);
 

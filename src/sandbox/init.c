@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/landlock.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
@@ -84,21 +83,6 @@ static int loopback_up(struct pd_err *err)
 	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
 		return pd_err_errno(err, "network", "bringing lo up");
 	return 0;
-}
-
-/* The Landlock ABI the kernel offers, capped like pd_landlock_apply caps it. */
-static int landlock_abi(void)
-{
-	long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-	if (abi < 0)
-		return 0;
-	const char *cap = getenv("PADDOCK_LANDLOCK_MAX_ABI");
-	if (cap && *cap) {
-		long c = strtol(cap, NULL, 10);
-		if (c >= 0 && c < abi)
-			abi = c;
-	}
-	return (int)abi;
 }
 
 /* Paths where the command may write: the overlay's own top-level
@@ -348,7 +332,9 @@ _Noreturn void sandbox_child(struct plan *plan)
 	}
 	if (loopback_up(&err) < 0)
 		child_fail(sock, &err);
-	int abi = landlock_abi();
+	int abi = pd_landlock_abi(&err);
+	if (abi < 0)
+		child_fail(sock, &err);
 	if (abi == 0 && s->strict) {
 		pd_err_set(&err, EOPNOTSUPP, "landlock", "the kernel offers no Landlock and --strict "
 							 "was given");

@@ -166,10 +166,10 @@ static int build_dev(int rootfd, struct pd_err *err)
 	static const char *const links[][2] = {
 		{ "ptmx", "pts/ptmx" },		 { "fd", "/proc/self/fd" },
 		{ "stdin", "/proc/self/fd/0" },	 { "stdout", "/proc/self/fd/1" },
-		{ "stderr", "/proc/self/fd/2" }, { "core", "/proc/kcore" },
+		{ "stderr", "/proc/self/fd/2" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(links); i++)
-		if (strcmp(links[i][0], "core") != 0 && symlinkat(links[i][1], dev, links[i][0]) < 0)
+		if (symlinkat(links[i][1], dev, links[i][0]) < 0)
 			return pd_err_errno(err, "dev", "creating /dev/%s", links[i][0]);
 	return 0;
 }

@@ -354,8 +354,8 @@ static int make_maskfs(struct pd_err *err)
 	return fd;
 }
 
-/* Clone `src` (recursively) as a detached mount, idmapped through userns_fd
- * and with the given attributes. */
+/* Clone `src` (recursively) as a detached mount with the given attributes,
+ * idmapped through userns_fd unless it is -1. */
 static int clone_idmapped(int src_fd, int userns_fd, unsigned attrs, const char *what,
 			  struct pd_err *err)
 {
@@ -363,8 +363,11 @@ static int clone_idmapped(int src_fd, int userns_fd, unsigned attrs, const char 
 			       OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
 	if (fd < 0)
 		return pd_err_errno(err, "mount", "cloning %s", what);
-	struct mount_attr a = { .attr_set = attrs | MOUNT_ATTR_IDMAP,
-				.userns_fd = (unsigned long long)userns_fd };
+	struct mount_attr a = { .attr_set = attrs };
+	if (userns_fd >= 0) {
+		a.attr_set |= MOUNT_ATTR_IDMAP;
+		a.userns_fd = (unsigned long long)userns_fd;
+	}
 	if (sys_mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a) < 0) {
 		int r = pd_err_errno(err, "mount", "idmapping %s", what);
 		pd_err_hint(err, "paddock needs idmapped mounts (Linux >= 5.12, and >= 6.3 "
@@ -479,11 +482,18 @@ static int setup_child(struct sandbox *sb, const struct spec *s, int scratch, in
 	r = fds[FD_ROOT] = make_root(s, scratch, userns, err);
 	for (size_t i = 0; r >= 0 && i < sb->plan.n_mounts; i++) {
 		struct plan_mount *pm = &sb->plan.mounts[i];
-		_cleanup_close_ int map_ns =
-			userns_single_map(pm->owner_uid, pm->owner_gid, s->uid_base, err);
-		if (map_ns < 0) {
-			r = map_ns;
-			break;
+		/* The source's owner becomes root inside, so the owner's files are
+		 * usable and what the sandbox writes belongs to the owner. Never
+		 * for a source owned by host root: writes would create host-root
+		 * files; such a source is mounted unmapped (its files show as
+		 * nobody, and the sandbox writes as its own unprivileged uid). */
+		_cleanup_close_ int map_ns = -1;
+		if (pm->owner_uid != 0 && pm->owner_gid != 0) {
+			map_ns = userns_single_map(pm->owner_uid, pm->owner_gid, s->uid_base, err);
+			if (map_ns < 0) {
+				r = map_ns;
+				break;
+			}
 		}
 		unsigned attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 		if (!pm->m->writable)

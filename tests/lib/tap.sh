@@ -1,0 +1,69 @@
+# tests/lib/tap.sh: TAP helpers and the leak check, sourced by every
+# integration and escape test.
+#
+#   plan N                      print the plan
+#   ok COND_RC "description"    report a result
+#   check "desc" CMD...         ok when CMD succeeds
+#   check_fails "desc" CMD...   ok when CMD fails
+#   expect "desc" WANT GOT      ok when equal (shows both otherwise)
+#   contains "desc" NEEDLE HAY  ok when HAY contains NEEDLE
+#   leak_check "after what"     ok when paddock left nothing behind
+#   pd ARGS...                  the paddock binary
+set -u
+: "${PADDOCK_BIN:=$PWD/build/paddock}"
+: "${BUILD:=build}"
+FIX=${PADDOCK_FIXTURES:-$PWD/$BUILD/fixtures}
+ROOTFS=$FIX/rootfs
+T_N=0 T_FAIL=0
+
+plan() { echo "1..$1"; }
+ok() {
+	T_N=$((T_N + 1))
+	if [ "$1" -eq 0 ]; then echo "ok $T_N - $2"; else echo "not ok $T_N - $2"; T_FAIL=$((T_FAIL + 1)); fi
+}
+diag() { echo "# $*"; }
+check() { local d=$1; shift; "$@" >/dev/null 2>&1; ok $? "$d"; }
+check_fails() { local d=$1; shift; if "$@" >/dev/null 2>&1; then ok 1 "$d"; else ok 0 "$d"; fi; }
+expect() {
+	if [ "$2" = "$3" ]; then ok 0 "$1"; else ok 1 "$1"; diag "want: $(printf %q "$2")"; diag " got: $(printf %q "$3")"; fi
+}
+contains() {
+	case "$3" in *"$2"*) ok 0 "$1" ;; *) ok 1 "$1"; diag "missing: $2"; diag "in: $(printf %s "$3" | head -c 600)" ;; esac
+}
+not_contains() {
+	case "$3" in *"$2"*) ok 1 "$1"; diag "unexpected: $2"; diag "in: $(printf %s "$3" | head -c 600)" ;; *) ok 0 "$1" ;; esac
+}
+pd() { "$PADDOCK_BIN" "$@"; }
+# Run a command in a sandbox on the test rootfs, with the workspace off.
+pdrun() { "$PADDOCK_BIN" run --image "$ROOTFS" --workspace none "$@"; }
+
+# What paddock may leave behind, as text; leak_check compares to the
+# baseline taken when this file is sourced.
+leak_state() {
+	# cgroups of sandboxes (v1 hierarchies and v2)
+	find /sys/fs/cgroup -maxdepth 4 -type d -path '*/paddock/*' 2>/dev/null | sort
+	# mounts of the host namespace
+	awk '{print $5, $9}' /proc/self/mountinfo | sort
+	# network namespaces
+	ip netns list 2>/dev/null | sort
+	# processes running the paddock binary
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/exe" 2>/dev/null)" = "$(readlink -f "$PADDOCK_BIN")" ] && echo "process ${p#/proc/}"
+	done
+	# temporary directories
+	ls -d /tmp/paddock* /var/tmp/paddock* 2>/dev/null
+	ls -A "${PADDOCK_STATE_DIR:-/var/lib/paddock}/tmp" 2>/dev/null
+}
+LEAK_BASE=$(leak_state)
+leak_check() {
+	local now i
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		now=$(leak_state)
+		[ "$now" = "$LEAK_BASE" ] && break
+		sleep 0.3
+	done
+	if [ "$now" = "$LEAK_BASE" ]; then ok 0 "nothing left behind ${1:-}"; else
+		ok 1 "nothing left behind ${1:-}"; diff <(echo "$LEAK_BASE") <(echo "$now") | sed 's/^/# /' | head -20
+	fi
+}
+finish() { [ "$T_FAIL" -eq 0 ]; }
