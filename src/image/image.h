@@ -17,4 +17,22 @@ const char *image_state_dir(void);
  * malloc'd path to the rootfs directory or NULL with err filled. */
 char *image_default(image_progress_fn progress, void *ctx, struct pd_err *err);
 
+/* The image to run: the default image when path_or_null is NULL (building it
+ * if needed, see image_default), else the canonical path of the given
+ * directory after checking that it holds a root filesystem (a /bin/sh that
+ * resolves inside it). Returns 0 and a malloc'd path in *out, or < 0 with err
+ * filled (layer "image") and *out untouched. */
+int image_resolve(const char *path_or_null, char **out, image_progress_fn progress, void *ctx,
+		  struct pd_err *err);
+
+/* The Debian mirror lines used to build the default image, read from the apt
+ * sources under etc_apt (normally "/etc/apt"): sources.list and the *.list
+ * files in sources.list.d (one-line format), the *.sources files there (deb822).
+ * Keeps enabled "deb" entries for bookworm, bookworm-updates and
+ * bookworm-security that include component main, as "deb URI SUITE main".
+ * Without an entry for bookworm itself, "deb http://deb.debian.org/debian
+ * bookworm main" comes first. Returns the number of lines and a
+ * NULL-terminated malloc'd vector in *out, or < 0 with err filled. */
+int image_mirrors(const char *etc_apt, char ***out, struct pd_err *err);
+
 #endif
