@@ -303,6 +303,8 @@ _Noreturn void sandbox_child(struct plan *plan)
 		pd_err_errno(&err, "userns", "becoming root in the user namespace");
 		child_fail(sock, &err);
 	}
+	/* The credential change above cleared the parent-death signal. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (unshare(CLONE_NEWCGROUP) < 0) {
 		pd_err_errno(&err, "cgroupns", "creating the cgroup namespace");
 		child_fail(sock, &err);

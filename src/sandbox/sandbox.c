@@ -30,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -38,6 +40,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "image/image.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/internal.h"
 #include "sandbox/mountapi.h"
@@ -318,9 +321,10 @@ static int make_scratch(const struct spec *s, struct pd_err *err)
 		return fd;
 	}
 	uid_t u = s->uid_base;
+	/* upper/workspace stays root's until it is populated (git refuses a
+	 * directory owned by someone else); sandbox_start hands it over. */
 	if (mkdirat(fd, "upper", 0755) < 0 || mkdirat(fd, "work", 0700) < 0 ||
-	    mkdirat(fd, "upper/workspace", 0755) < 0 || fchownat(fd, "upper", u, u, 0) < 0 ||
-	    fchownat(fd, "upper/workspace", u, u, 0) < 0) {
+	    mkdirat(fd, "upper/workspace", 0755) < 0 || fchownat(fd, "upper", u, u, 0) < 0) {
 		int r = pd_err_errno(err, "mount", "preparing the writable layer");
 		close(fd);
 		return r;
@@ -397,6 +401,76 @@ static int make_root(const struct spec *s, int scratch, int userns_fd, struct pd
 	if (fd < 0)
 		pd_err_prefix(err, "root filesystem");
 	return fd;
+}
+
+/* ---- workspace ---------------------------------------------------------- */
+
+/* git needs a real path for the clone (it resolves /proc/self/fd links), and
+ * the scratch tmpfs has none: it is a detached mount. So a short-lived child
+ * enters a private mount namespace, attaches a clone of the scratch mount at
+ * <state>/mnt there (invisible to the host, gone when the child exits) and
+ * populates the workspace through that path. */
+static int populate_workspace(const struct spec *s, int scratch, struct pd_err *err)
+{
+	char mnt[PATH_MAX], dest[PATH_MAX + 32];
+	snprintf(mnt, sizeof mnt, "%s", image_state_dir());
+	if (mkdir(mnt, 0700) < 0 && errno != EEXIST)
+		return pd_err_errno(err, "workspace", "creating %s", mnt);
+	strncat(mnt, "/mnt", sizeof mnt - strlen(mnt) - 1);
+	if (mkdir(mnt, 0700) < 0 && errno != EEXIST)
+		return pd_err_errno(err, "workspace", "creating %s", mnt);
+	snprintf(dest, sizeof dest, "%s/upper/workspace", mnt);
+	_cleanup_close_ int view = sys_open_tree(scratch, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+							  AT_EMPTY_PATH);
+	if (view < 0)
+		return pd_err_errno(err, "workspace", "cloning the writable layer");
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return pd_err_errno(err, "workspace", "pipe");
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return pd_err_errno(err, "workspace", "fork");
+	}
+	if (pid == 0) {
+		struct pd_err e = { 0 };
+		int r;
+		close(pfd[0]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    sys_move_mount(view, "", AT_FDCWD, mnt, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+			r = pd_err_errno(&e, "workspace", "attaching the writable layer privately");
+		} else {
+			int d = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+			r = d < 0 ? pd_err_errno(&e, "workspace", "opening %s", dest)
+				  : workspace_populate(s->workspace_src, d, dest, s->uid_base,
+						       s->uid_base, (const char *const *)s->unmask,
+						       &e);
+		}
+		if (r < 0)
+			(void)!write(pfd[1], &e, sizeof e);
+		_exit(r < 0 ? 1 : 0);
+	}
+	close(pfd[1]);
+	struct pd_err e;
+	ssize_t n;
+	do
+		n = read(pfd[0], &e, sizeof e);
+	while (n < 0 && errno == EINTR);
+	close(pfd[0]);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (n == (ssize_t)sizeof e) {
+		e.layer[sizeof e.layer - 1] = e.msg[sizeof e.msg - 1] = e.hint[sizeof e.hint - 1] = 0;
+		if (err)
+			*err = e;
+		return -(e.code > 0 ? e.code : EIO);
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return pd_err_set(err, EIO, "workspace", "preparing the workspace failed");
+	return 0;
 }
 
 /* ---- watcher ------------------------------------------------------------ */
@@ -582,18 +656,12 @@ int sandbox_start(const struct spec *s, const struct sandbox_io *io, struct sand
 		goto fail;
 	if ((r = maskfs = make_maskfs(err)) < 0)
 		goto fail;
-	if (s->workspace == PD_WS_AUTO && s->workspace_src) {
-		_cleanup_close_ int ws = openat(scratch, "upper/workspace",
-						O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-		char wsp[64];
-		snprintf(wsp, sizeof wsp, "/proc/%d/fd/%d", getpid(), ws);
-		if (ws < 0) {
-			r = pd_err_errno(err, "workspace", "opening the workspace directory");
-			goto fail;
-		}
-		if ((r = workspace_populate(s->workspace_src, ws, wsp, s->uid_base, s->uid_base,
-					    (const char *const *)s->unmask, err)) < 0)
-			goto fail;
+	if (s->workspace == PD_WS_AUTO && s->workspace_src &&
+	    (r = populate_workspace(s, scratch, err)) < 0)
+		goto fail;
+	if (fchownat(scratch, "upper/workspace", s->uid_base, s->uid_base, AT_SYMLINK_NOFOLLOW) < 0) {
+		r = pd_err_errno(err, "workspace", "handing the workspace to the sandbox");
+		goto fail;
 	}
 	/* 3. cgroup and its watcher */
 	char name[64];

@@ -241,8 +241,7 @@ int spec_validate(const struct spec *s, struct pd_err *err)
 			if (strcmp(s->mounts[j].target, m->target) == 0)
 				return pd_err_set(err, EINVAL, "spec",
 						  "--mount: target %s is given twice", m->target);
-		if (s->workspace != PD_WS_NONE && path_is_under(m->target, "/workspace") &&
-		    strcmp(m->target, "/workspace") == 0)
+		if (s->workspace == PD_WS_AUTO && strcmp(m->target, "/workspace") == 0)
 			return pd_err_set(err, EINVAL, "spec",
 					  "--mount %s:/workspace conflicts with the workspace",
 					  m->source),

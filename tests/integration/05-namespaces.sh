@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Layer 4: pid, ipc, uts, cgroup, time and net namespaces.
 . tests/lib/tap.sh
-plan 10
+plan 11
 sleep 300 & hostpid=$!; trap 'kill $hostpid 2>/dev/null' EXIT
 out=$(pdrun -- sh -c 'echo $$'); expect "the command is pid 2 (pid 1 is paddock's init)" 2 "$out"
 out=$(pdrun -- sh -c 'ls /proc | grep -c "^[0-9]"'); ok $(( out > 4 )) "only the sandbox's processes are in /proc ($out)"

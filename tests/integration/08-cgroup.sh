@@ -9,7 +9,7 @@ expect "--memory: a memory hog is killed (137)" 137 $rc
 check "the host is healthy after the hog" sh -c 'echo ok >/dev/null'
 out=$(pdrun --memory 64M -- sh -c 'x=$(head -c 400000000 /dev/zero | tr "\0" a)' 2>&1); contains "paddock says the sandbox ran out of memory" "out of memory" "$out"
 # The limits are on the sandbox's cgroup: read them from the host while it runs.
-pdrun --memory 96M --pids 77 --cpus 0.5 -- sleep 3 &
+"$PADDOCK_BIN" run --image "$ROOTFS" --workspace none --memory 96M --pids 77 --cpus 0.5 -- sleep 3 &
 pid=$!
 sleep 1.2
 mem=$(cat /sys/fs/cgroup/memory/paddock/run-$pid-*/memory.limit_in_bytes /sys/fs/cgroup/unified/paddock/run-$pid-*/memory.max /sys/fs/cgroup/paddock/run-$pid-*/memory.max 2>/dev/null | head -1)

@@ -55,15 +55,18 @@ leak_state() {
 	ls -A "${PADDOCK_STATE_DIR:-/var/lib/paddock}/tmp" 2>/dev/null
 }
 LEAK_BASE=$(leak_state)
+# What exists now that did not at the start (things that disappeared, e.g.
+# stale cgroups collected meanwhile, are not leaks).
+leak_new() { comm -13 <(echo "$LEAK_BASE" | sort) <(leak_state | sort); }
 leak_check() {
-	local now i
+	local new i
 	for i in 1 2 3 4 5 6 7 8 9 10; do
-		now=$(leak_state)
-		[ "$now" = "$LEAK_BASE" ] && break
+		new=$(leak_new)
+		[ -z "$new" ] && break
 		sleep 0.3
 	done
-	if [ "$now" = "$LEAK_BASE" ]; then ok 0 "nothing left behind ${1:-}"; else
-		ok 1 "nothing left behind ${1:-}"; diff <(echo "$LEAK_BASE") <(echo "$now") | sed 's/^/# /' | head -20
+	if [ -z "$new" ]; then ok 0 "nothing left behind ${1:-}"; else
+		ok 1 "nothing left behind ${1:-}"; echo "$new" | sed 's/^/# left: /' | head -20
 	fi
 }
 finish() { [ "$T_FAIL" -eq 0 ]; }
