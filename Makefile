@@ -4,7 +4,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libseccomp
+PKGS    := libseccomp yaml-0.1 jansson libarchive libcrypto
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wformat=2 -Wswitch-enum \
            -Wno-unused-parameter

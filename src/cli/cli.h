@@ -19,6 +19,8 @@ int cmd_run(int argc, char **argv);
 
 /* Print "paddock: <formatted error>" on one line to stderr. */
 void cli_error(const struct pd_err *err);
+/* Progress lines of long steps (image builds), to stderr. */
+void cli_progress(void *ctx, const char *line);
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

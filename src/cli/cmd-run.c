@@ -342,7 +342,7 @@ int cmd_run(int argc, char **argv)
 	if (r < 0 || spec_validate(&s, &err) < 0)
 		goto fail;
 	char *image = NULL;
-	if (image_resolve(s.image, &image, NULL, NULL, &err) < 0)
+	if (image_resolve(s.image, &image, cli_progress, NULL, &err) < 0)
 		goto fail;
 	free(s.image);
 	s.image = image;

@@ -26,6 +26,12 @@ void cli_errorf(const char *fmt, ...)
 	va_end(ap);
 }
 
+void cli_progress(void *ctx, const char *line)
+{
+	(void)ctx;
+	fprintf(stderr, "paddock: %s\n", line);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: paddock COMMAND [OPTIONS]\n\ncommands:\n");

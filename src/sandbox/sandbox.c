@@ -387,6 +387,8 @@ static int make_root(const struct spec *s, int scratch, int userns_fd, struct pd
 	_cleanup_close_ int img = open(s->image, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (img < 0)
 		return pd_err_errno(err, "image", "opening image %s", s->image);
+	if (s->rootfs_writable) /* image build: the tree itself, writable */
+		return clone_idmapped(img, userns_fd, MOUNT_ATTR_NODEV, "the image", err);
 	_cleanup_close_ int lower =
 		clone_idmapped(img, userns_fd, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV, "the image",
 			       err);
@@ -682,10 +684,12 @@ int sandbox_start(const struct spec *s, const struct sandbox_io *io, struct sand
 	sb->plan.watch_fd = sb->watch_fd;
 	struct clone_args ca = {
 		.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
-			 CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWTIME | CLONE_PIDFD,
+			 CLONE_NEWUTS | CLONE_NEWTIME | CLONE_PIDFD,
 		.pidfd = (uint64_t)(uintptr_t)&sb->pidfd,
 		.exit_signal = SIGCHLD,
 	};
+	if (s->network != PD_NET_HOST_BUILD)
+		ca.flags |= CLONE_NEWNET;
 	int cgfd = pd_cgroup_v2_fd(sb->cg);
 	if (cgfd >= 0) {
 		ca.flags |= CLONE_INTO_CGROUP;

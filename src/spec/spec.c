@@ -44,6 +44,10 @@ void spec_free(struct spec *s)
 	free(s->workdir);
 	free(s->workspace_src);
 	free(s->hostname);
+	free(s->image_spec.base);
+	strv_free(s->image_spec.packages);
+	strv_free(s->image_spec.agents);
+	free(s->image_spec.run);
 	memset(s, 0, sizeof *s);
 }
 
@@ -221,7 +225,7 @@ int spec_validate(const struct spec *s, struct pd_err *err)
 	if (!s->argv || !s->argv[0] || !s->argv[0][0])
 		return pd_err_set(err, EINVAL, "spec", "no command given"),
 		       pd_err_hint(err, "usage: paddock run [OPTIONS] -- CMD [ARGS...]");
-	if (s->network != PD_NET_OFF) {
+	if (s->network != PD_NET_OFF && s->network != PD_NET_HOST_BUILD) {
 		pd_err_set(err, ENOTSUP, "network",
 			   "network mode '%s' is not supported yet by this build",
 			   s->network == PD_NET_FILTERED ? "filtered" : "open");

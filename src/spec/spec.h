@@ -14,7 +14,15 @@
 
 #include "common/err.h"
 
-enum pd_network { PD_NET_OFF = 0, PD_NET_FILTERED, PD_NET_OPEN };
+enum pd_network {
+	PD_NET_OFF = 0,
+	PD_NET_FILTERED,
+	PD_NET_OPEN,
+	/* Build-only: share the host's network namespace. Never reachable from
+	 * flags or paddock.yaml; used by `paddock image build` until the egress
+	 * gateway can restrict builds to the package mirrors. */
+	PD_NET_HOST_BUILD,
+};
 enum pd_workspace {
 	PD_WS_AUTO = 0, /* git clone if in a repo, else a copy of the directory */
 	PD_WS_NONE,     /* empty /workspace */
@@ -36,6 +44,15 @@ struct pd_mount {
 #define PD_MAX_MOUNTS 64
 #define PD_MAX_ENV 256
 
+/* What an image is built from (paddock.yaml `image:`). Empty base: the
+ * default image. Lists are NULL-terminated and may be NULL. */
+struct pd_image_spec {
+	char *base;      /* "debian:bookworm" */
+	char **packages; /* Debian packages */
+	char **agents;   /* "claude", "codex", "opencode" */
+	char *run;       /* extra build steps (a shell script) */
+};
+
 struct spec {
 	char *image;           /* rootfs directory; NULL: the default image */
 	char **argv;           /* command, NULL-terminated */
@@ -55,6 +72,11 @@ struct spec {
 	bool strict;           /* refuse to start if any layer degrades */
 	char *hostname;
 	uid_t uid_base;        /* host uid that root inside maps to */
+	struct pd_image_spec image_spec;
+	/* Build-only: the image directory itself is the root, writable (idmapped,
+	 * so the tree stays owned by host root); no overlay, no --disk bound.
+	 * Never reachable from flags or paddock.yaml. */
+	bool rootfs_writable;
 };
 
 void spec_init(struct spec *s);
