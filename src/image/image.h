@@ -35,4 +35,25 @@ int image_resolve(const char *path_or_null, char **out, image_progress_fn progre
  * NULL-terminated malloc'd vector in *out, or < 0 with err filled. */
 int image_mirrors(const char *etc_apt, char ***out, struct pd_err *err);
 
+/* ---- images built from a spec (src/image/build.c) ---------------------- */
+
+struct pd_image_spec;
+
+/* The content hash of an image spec's inputs (base, sorted packages, sorted
+ * agents, run steps, paddock's build recipe version): 64 hex chars + NUL. */
+int image_spec_digest(const struct pd_image_spec *is, char out[65], struct pd_err *err);
+/* Build the image `is` describes, or return the cached one (a cache hit
+ * returns at once). *out: malloc'd path to its rootfs. */
+int image_build(const struct pd_image_spec *is, bool force, image_progress_fn progress, void *ctx,
+		char **out, struct pd_err *err);
+
+/* ---- import (src/image/import.c) --------------------------------------- */
+
+/* Import a root filesystem from `file`: a tarball (any compression libarchive
+ * reads), a docker-archive (`docker save`) or an OCI image layout (directory
+ * or tar), applying layers in order with whiteouts. Stored under the state
+ * directory as images/<name>; *out: malloc'd path to its rootfs. */
+int image_import(const char *file, const char *name, image_progress_fn progress, void *ctx,
+		 char **out, struct pd_err *err);
+
 #endif
