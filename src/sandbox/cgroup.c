@@ -147,9 +147,9 @@ static int keyed_u64(const char *text, const char *key, uint64_t *val)
 }
 
 /* Read the pids in dfd's cgroup.procs and, if sig is non-zero, send it to each one.
- * Pids we cannot see (0: another pid namespace) and our own are never signalled.
- * Number of pids listed, or -errno. */
-static int scan_procs(int dfd, int sig)
+ * Pids we cannot see (0: another pid namespace) and our own are never signalled; *self_in
+ * (if non-NULL) says whether ours is listed. Number of pids listed, or -errno. */
+static int scan_procs(int dfd, int sig, bool *self_in)
 {
 	_cleanup_close_ int fd = openat(dfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -175,6 +175,8 @@ static int scan_procs(int dfd, int sig)
 				break; /* keep cur: the number may go on in the next read */
 			if (cur >= 0) {
 				count++;
+				if (cur == self && self_in)
+					*self_in = true;
 				if (sig && cur > 0 && cur != self)
 					kill((pid_t)cur, sig);
 			}
@@ -203,7 +205,7 @@ static void freeze_kill_thaw(int dfd, bool v1, int64_t deadline)
 {
 	const char *file = v1 ? "freezer.state" : "cgroup.freeze";
 	if (write_at(dfd, file, v1 ? "FROZEN" : "1") < 0) {
-		scan_procs(dfd, SIGKILL);
+		scan_procs(dfd, SIGKILL, NULL);
 		return;
 	}
 	int64_t until = now_ms() + CG_FREEZE_MS;
@@ -211,17 +213,24 @@ static void freeze_kill_thaw(int dfd, bool v1, int64_t deadline)
 		until = deadline;
 	while (!is_frozen(dfd, v1) && now_ms() < until)
 		sleep_ms(CG_POLL_MS);
-	scan_procs(dfd, SIGKILL);
+	scan_procs(dfd, SIGKILL, NULL);
 	write_at(dfd, file, v1 ? "THAWED" : "0");
 }
 
 /* First pass over one cgroup: kill everything in it and below, with the strongest tool the
- * directory offers (cgroup.kill, then a freezer, then plain signals). */
+ * directory offers (cgroup.kill, then a freezer, then plain signals). If we are in it
+ * ourselves (directly: a child cgroup is not checked), only signals to the others:
+ * cgroup.kill would kill us and a freeze would never be undone. */
 static void kill_dir(const char *path, int64_t deadline)
 {
 	_cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool self_in = false;
 	if (dfd < 0)
 		return;
+	if (scan_procs(dfd, 0, &self_in) >= 0 && self_in) {
+		scan_procs(dfd, SIGKILL, NULL);
+		return;
+	}
 	if (write_at(dfd, "cgroup.kill", "1") == 0)
 		return;
 	if (faccessat(dfd, "freezer.state", F_OK, 0) == 0)
@@ -229,7 +238,7 @@ static void kill_dir(const char *path, int64_t deadline)
 	else if (faccessat(dfd, "cgroup.freeze", F_OK, 0) == 0)
 		freeze_kill_thaw(dfd, false, deadline);
 	else
-		scan_procs(dfd, SIGKILL);
+		scan_procs(dfd, SIGKILL, NULL);
 }
 
 static int remove_tree(char *path, size_t len, int depth, int64_t deadline);
@@ -277,7 +286,7 @@ static int remove_tree(char *path, size_t len, int depth, int64_t deadline)
 	if (depth < CG_MAX_DEPTH)
 		remove_children(dfd, path, len, depth, deadline);
 	for (;;) {
-		scan_procs(dfd, SIGKILL);
+		scan_procs(dfd, SIGKILL, NULL);
 		if (rmdir(path) == 0 || errno == ENOENT)
 			return 0;
 		int r = -errno;
@@ -834,7 +843,7 @@ static void gc_parent(const char *parent)
 			continue;
 		_cleanup_close_ int dfd =
 			openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0 || scan_procs(dfd, 0) != 0)
+		if (dfd < 0 || scan_procs(dfd, 0, NULL) != 0)
 			continue;
 		unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
 	}

@@ -32,7 +32,7 @@
 
 struct fixture {
 	struct pd_cgroup *cg[2];
-	char extra[4][PATH_MAX]; /* directories made by hand, removed in teardown */
+	char extra[6][PATH_MAX]; /* cgroups made by hand, removed in teardown */
 };
 
 /* Format a path into buf (PATH_MAX bytes); a path that does not fit fails the test. */
@@ -199,9 +199,11 @@ static int teardown(void **state)
 	struct fixture *fx = *state;
 	for (size_t i = 0; i < 2; i++)
 		pd_cgroup_destroy(fx->cg[i]);
-	for (size_t i = 0; i < 4; i++)
+	const char *extra[7] = { 0 };
+	for (size_t i = 0, n = 0; i < 6; i++)
 		if (fx->extra[i][0])
-			rmdir(fx->extra[i]);
+			extra[n++] = fx->extra[i];
+	pd_cgroup_remove_paths(extra);
 	for (int tries = 0; tries < 100;) {
 		pid_t p = waitpid(-1, NULL, WNOHANG);
 		if (p < 0)
@@ -419,7 +421,8 @@ static void test_nested_cgroups(void **state)
 		assert_false(exists(paths[i]));
 }
 
-/* gc removes run-<dead pid>-* leaves, and keeps ours and foreign names. */
+/* gc removes empty run-<dead pid>-* leaves, and keeps ours, foreign names and leaves that
+ * still hold processes; pd_cgroup_remove_paths() then clears those. */
 static void test_gc(void **state)
 {
 	struct fixture *fx = *state;
@@ -431,7 +434,12 @@ static void test_gc(void **state)
 	pid_t dead = 999999;
 	while (kill(dead, 0) == 0 || errno != ESRCH)
 		dead++;
-	char stale[2][PATH_MAX];
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		child_sleep();
+	char stale[2][PATH_MAX], val[16];
+	int len = snprintf(val, sizeof val, "%d", (int)pid);
 	for (size_t i = 0; i < 2; i++) {
 		char parent[PATH_MAX];
 		pathf(parent, "%s", pd_cgroup_paths(fx->cg[i])[0]);
@@ -441,6 +449,15 @@ static void test_gc(void **state)
 		pathf(fx->extra[2 * i + 1], "%s/keep-%d-%zu", parent, (int)getpid(), i);
 		assert_true(mkdir(stale[i], 0755) == 0 || errno == EEXIST);
 		assert_int_equal(mkdir(fx->extra[2 * i + 1], 0755), 0);
+
+		char *busy = fx->extra[4 + i], procs[PATH_MAX];
+		pathf(busy, "%s/run-%d-busy%zu", parent, (int)dead, i);
+		assert_int_equal(mkdir(busy, 0755), 0);
+		pathf(procs, "%s/cgroup.procs", busy);
+		int fd = open(procs, O_WRONLY | O_CLOEXEC);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, val, (size_t)len), len);
+		close(fd);
 	}
 
 	pd_cgroup_gc();
@@ -448,7 +465,14 @@ static void test_gc(void **state)
 		assert_false(exists(stale[i]));
 		assert_true(exists(fx->extra[2 * i + 1]));
 		assert_true(exists(pd_cgroup_paths(fx->cg[i])[0]));
+		assert_true(exists(fx->extra[4 + i]));
 	}
+	const char *busy[] = { fx->extra[4], fx->extra[5], NULL };
+	assert_int_equal(pd_cgroup_remove_paths(busy), 0);
+	int st = wait_status(pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	assert_false(exists(busy[0]));
+	assert_false(exists(busy[1]));
 }
 
 /* Exit 77 (the usual "skipped" status) when not root: cgroups cannot be created. */
