@@ -824,7 +824,7 @@ static int image_build_failed(const struct image_paths *p, int status,
 
 /* Build the default image with the lock held (lock_fd) and nothing stale left.
  * Returns 0 or < 0 with err filled; a failed build leaves no tree behind. */
-static int image_build(const struct image_paths *p, int lock_fd, image_progress_fn progress,
+static int default_build(const struct image_paths *p, int lock_fd, image_progress_fn progress,
 		       void *ctx, struct pd_err *err)
 {
 	if (geteuid() != 0) {
@@ -912,7 +912,7 @@ static int image_default_path(image_progress_fn progress, void *ctx, char **out,
 		/* Another paddock may have built it while we waited for the lock. */
 		if (!image_ready(&p) &&
 		    ((r = image_mkdir_p(p.dir, err)) < 0 || (r = image_clean_stale(&p, err)) < 0 ||
-		     (r = image_build(&p, lock, progress, ctx, err)) < 0))
+		     (r = default_build(&p, lock, progress, ctx, err)) < 0))
 			return r;
 	}
 	char *path = strdup(p.rootfs);
