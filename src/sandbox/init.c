@@ -152,9 +152,12 @@ static char **build_env(const struct spec *s)
 	}
 	for (size_t j = 0; j < ne; j++)
 		env[k++] = s->env[j];
-	static char host[80];
-	snprintf(host, sizeof host, "HOSTNAME=%s", s->hostname ? s->hostname : "paddock");
-	env[k++] = host;
+	char *host = NULL;
+	if (asprintf(&host, "HOSTNAME=%s", s->hostname ? s->hostname : "paddock") < 0) {
+		free(env);
+		return NULL;
+	}
+	env[k++] = host; /* lives until execve, in this process only */
 	if (s->tty && !getenv("TERM")) {
 		bool has_term = false;
 		for (size_t j = 0; j < ne; j++)

@@ -639,6 +639,12 @@ int sandbox_start(const struct spec *s, const struct sandbox_io *io, struct sand
 		return r;
 	if (!s->image)
 		return pd_err_set(err, EINVAL, "image", "no image given");
+	if (geteuid() != 0) {
+		pd_err_set(err, EPERM, "privileges",
+			   "paddock must run as root: it maps the sandbox's root to an unprivileged "
+			   "uid range and builds idmapped mounts");
+		return pd_err_hint(err, "run it with sudo");
+	}
 	struct sandbox *sb = calloc(1, sizeof *sb);
 	if (!sb)
 		return pd_err_set(err, ENOMEM, "sandbox", "out of memory");

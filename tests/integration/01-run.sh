@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # paddock run: streams, exit codes, errors, environment.
 . tests/lib/tap.sh
-plan 24
+plan 26
 
 out=$(pdrun -- sh -c 'echo out; echo err >&2' 2>/dev/null); expect "stdout is streamed" out "$out"
 err=$(pdrun -- sh -c 'echo out; echo err >&2' 2>&1 >/dev/null); expect "stderr is streamed" err "$err"
@@ -30,6 +30,9 @@ out=$(pdrun -- sh -c 'echo $IS_SANDBOX $HOME $USER'); expect "environment: IS_SA
 out=$(pdrun -e FOO=bar -e HOME=/tmp -- sh -c 'echo $FOO $HOME'); expect "--env sets and overrides" "bar /tmp" "$out"
 out=$(pdrun -- sh -c 'env | grep -c SSH_AUTH_SOCK'); expect "the caller's environment does not leak in" 0 "$out"
 out=$(pdrun -w /tmp -- pwd); expect "--workdir" /tmp "$out"
+err=$(setpriv --reuid 65534 --regid 65534 --clear-groups "$PADDOCK_BIN" run --image "$ROOTFS" --workspace none -- true 2>&1); rc=$?
+expect "not root: 125" 125 $rc
+contains "not root: says it must run as root" "must run as root" "$err"
 out=$(pd run --help); contains "--help lists options" "--mount SRC:DST" "$out"
 leak_check "after run basics"
 finish
