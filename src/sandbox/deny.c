@@ -232,11 +232,18 @@ static int scan_dir(struct scan *s, int fd, unsigned depth, size_t plen)
 					continue; /* vanished meanwhile: nothing to mask */
 				return pd_err_errno(s->err, "mount", "cannot stat '%s'", s->path);
 			}
-			type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISLNK(st.st_mode) ? DT_LNK : DT_REG;
+			type = S_ISDIR(st.st_mode)    ? DT_DIR
+			       : S_ISLNK(st.st_mode)  ? DT_LNK
+			       : S_ISSOCK(st.st_mode) ? DT_SOCK
+						      : DT_REG;
 		}
 
 		int r;
-		if (scan_match(s, depth + 1)) {
+		/* A unix socket (docker.sock, an ssh-agent, a database) is reachable
+		 * through a read-only mount: connect() needs no write to the mount.
+		 * Every socket is masked unless the user un-masks "sockets". */
+		bool sock_hit = type == DT_SOCK && !is_unmasked(DENY_SOCKETS, s->unmask);
+		if (sock_hit || scan_match(s, depth + 1)) {
 			/* A symlink is reported as itself (is_dir false), never followed. */
 			if ((r = scan_add_hit(s, type == DT_DIR)) < 0)
 				return r;

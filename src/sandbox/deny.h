@@ -27,6 +27,9 @@ struct deny_hits {
 #define DENY_MAX_DEPTH 64
 #define DENY_MAX_HITS 4096
 
+/* The --unmask name that lets unix sockets inside mounts through. */
+#define DENY_SOCKETS "sockets"
+
 /* The built-in list, NULL-terminated (patterns, see deny_match). */
 const char *const *deny_patterns(void);
 /* Does `relpath` (relative path inside a mount, components separated by '/')

@@ -287,10 +287,54 @@ _Noreturn static void pid1_loop(struct plan *plan, pid_t cmd, int errpipe)
 	}
 }
 
+/* pid 1 is a fork of the caller: its argument and environment strings (the
+ * host command line, the caller's environment, which may hold secrets) are
+ * still in its memory, and /proc/1/cmdline shows the first. Move the
+ * environment to the heap and wipe both regions. */
+static void scrub_inherited_strings(void)
+{
+	char buf[2048];
+	_cleanup_close_ int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')'); /* the command name may contain spaces */
+	if (!p)
+		return;
+	/* fields 48-51 (1-based): arg_start arg_end env_start env_end; p is at
+	 * the end of field 2 */
+	unsigned long v[4];
+	int field = 2;
+	for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " ")) {
+		field++;
+		if (field >= 48 && field <= 51)
+			v[field - 48] = strtoul(tok, NULL, 10);
+	}
+	if (field < 51 || v[1] < v[0] || v[3] < v[2])
+		return;
+	size_t ne = 0;
+	while (environ && environ[ne])
+		ne++;
+	char **copy = calloc(ne + 1, sizeof *copy);
+	if (!copy)
+		return;
+	for (size_t i = 0; i < ne; i++)
+		if (!(copy[i] = strdup(environ[i])))
+			return;
+	environ = copy;
+	memset((void *)v[0], 0, v[1] - v[0]);
+	memset((void *)v[2], 0, v[3] - v[2]);
+	static const char name[] = "paddock-init";
+	if (v[1] - v[0] > sizeof name)
+		memcpy((void *)v[0], name, sizeof name);
+}
+
 _Noreturn void sandbox_child(struct plan *plan)
 {
 	struct pd_err err = { 0 };
 	int sock = plan->sock;
+	scrub_inherited_strings();
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (plan->watch_fd >= 0)
 		close(plan->watch_fd);

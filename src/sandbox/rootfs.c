@@ -155,7 +155,8 @@ static int build_dev(int rootfd, struct pd_err *err)
 	if ((r = mount_new(rootfd, "/dev/pts", "devpts", pts_opts,
 			   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, err)) < 0)
 		return r;
-	static const char *const shm_opts[] = { "mode", "1777", NULL };
+	/* 64M as Docker's default: bounded even with --memory 0. */
+	static const char *const shm_opts[] = { "mode", "1777", "size", "64m", NULL };
 	if ((r = mount_new(rootfd, "/dev/shm", "tmpfs", shm_opts,
 			   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, err)) < 0)
 		return r;
@@ -243,6 +244,27 @@ static int build_sys(int rootfd, struct pd_err *err)
 			 err);
 }
 
+/* A credential name that is a symlink (dotfile managers make .aws ->
+ * dotfiles/aws): mask what it resolves to inside the sandbox, once every
+ * mount is attached. A target that does not resolve inside the sandbox is
+ * unreachable there; any other failure refuses to start. */
+static int mask_symlink_hit(int rootfd, int maskfs, const char *target, const char *rel,
+			    struct pd_err *err)
+{
+	char path[4096];
+	if (snprintf(path, sizeof path, "%s/%s", target, rel) >= (int)sizeof path)
+		return pd_err_set(err, ENAMETOOLONG, "mask", "%s/%s", target, rel);
+	_cleanup_close_ int t = sys_openat2(rootfd, path, O_PATH | O_CLOEXEC, RESOLVE_ROOT);
+	if (t < 0 && errno == ENOENT)
+		return 0;
+	if (t < 0)
+		return pd_err_errno(err, "mask", "resolving the credential symlink %s", path);
+	struct stat st;
+	if (fstat(t, &st) < 0)
+		return pd_err_errno(err, "mask", "stat %s", path);
+	return mask_one(maskfs, t, S_ISDIR(st.st_mode), path, err);
+}
+
 static int build_mounts(struct plan *plan, int rootfd, int maskfs, const int *fds,
 			struct pd_err *err)
 {
@@ -262,11 +284,8 @@ static int build_mounts(struct plan *plan, int rootfd, int maskfs, const int *fd
 			if (t < 0) {
 				if (errno == ENOENT)
 					continue; /* gone since the scan: nothing to hide */
-				if (errno == ELOOP) {
-					/* The hit is itself a symlink: it resolves inside the
-					 * sandbox's view, where the host path does not exist. */
-					continue;
-				}
+				if (errno == ELOOP)
+					continue; /* a symlink: second pass below */
 				return pd_err_errno(err, "mask", "%s/%s", pm->m->target,
 						    hit->relpath);
 			}
@@ -278,6 +297,19 @@ static int build_mounts(struct plan *plan, int rootfd, int maskfs, const int *fd
 			if (S_ISLNK(st.st_mode))
 				continue;
 			if ((r = mask_one(maskfs, t, S_ISDIR(st.st_mode), what, err)) < 0)
+				return r;
+		}
+	}
+	for (size_t i = 0; i < plan->n_mounts; i++) {
+		struct plan_mount *pm = &plan->mounts[i];
+		for (size_t h = 0; h < pm->hits.n; h++) {
+			const struct deny_hit *hit = &pm->hits.v[h];
+			struct stat st;
+			if (fstatat(fds[FD_MOUNT0 + i], hit->relpath, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    !S_ISLNK(st.st_mode))
+				continue;
+			int r = mask_symlink_hit(rootfd, maskfs, pm->m->target, hit->relpath, err);
+			if (r < 0)
 				return r;
 		}
 	}

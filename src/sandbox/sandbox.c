@@ -61,7 +61,7 @@ struct sandbox {
 	struct plan plan;
 	bool reaped;
 	int code;
-	char warning[256];
+	char warning[512];
 };
 
 /* ---- messages ---------------------------------------------------------- */
@@ -195,37 +195,47 @@ out:
 	return r < 0 ? r : fd;
 }
 
-/* Resolve a mount source safely: canonicalize once, then open the canonical
- * path refusing any symlink, so a component swapped for a symlink between
- * the two steps makes the open fail instead of redirecting it. */
-static int open_source(const struct pd_mount *m, struct plan_mount *pm, struct pd_err *err)
+/* Open a mount source with one resolution, by the kernel, refusing a
+ * symlink anywhere on the way: the object opened is the object mounted and
+ * the one checked against the deny list (by the path the kernel reports for
+ * the fd). Resolving a path twice (realpath, then open) would let a
+ * concurrent swap of a component for a symlink redirect the mount. */
+static int open_source(const struct pd_mount *m, struct plan_mount *pm,
+		       const char *const *unmask, struct pd_err *err)
 {
-	struct stat st;
-	if (lstat(m->source, &st) == 0 && S_ISLNK(st.st_mode)) {
-		pd_err_set(err, ELOOP, "mount", "--mount %s:%s: the source is a symlink", m->source,
-			   m->target);
-		return pd_err_hint(err, "give the real path; symlinks are not followed");
-	}
-	_cleanup_free_ char *real = realpath(m->source, NULL);
-	if (!real)
-		return pd_err_errno(err, "mount", "--mount %s:%s: cannot resolve the source",
-				    m->source, m->target);
-	int fd = sys_openat2(AT_FDCWD, real, O_PATH | O_CLOEXEC,
+	int fd = sys_openat2(AT_FDCWD, m->source, O_PATH | O_CLOEXEC,
 			     RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
-	if (fd < 0)
-		return pd_err_errno(err, "mount", "--mount %s:%s: opening %s", m->source,
-				    m->target, real);
-	if (fstat(fd, &st) < 0) {
-		close(fd);
-		return pd_err_errno(err, "mount", "stat %s", real);
+	if (fd < 0 && errno == ELOOP) {
+		_cleanup_free_ char *real = realpath(m->source, NULL);
+		pd_err_set(err, ELOOP, "mount", "--mount %s:%s: the source path goes through a "
+						"symlink", m->source, m->target);
+		return pd_err_hint(err, "give the real path%s%s; symlinks are not followed",
+				   real ? ", " : "", real ? real : "");
 	}
-	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
-		close(fd);
+	if (fd < 0)
+		return pd_err_errno(err, "mount", "--mount %s:%s: opening the source", m->source,
+				    m->target);
+	_cleanup_close_ int owned = fd;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return pd_err_errno(err, "mount", "stat %s", m->source);
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
 		return pd_err_set(err, EINVAL, "mount",
 				  "--mount %s:%s: the source is neither a directory nor a file",
 				  m->source, m->target);
+	char link[64], path[PATH_MAX];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, path, sizeof path - 1);
+	if (n <= 0)
+		return pd_err_errno(err, "mount", "--mount %s: reading the opened path", m->source);
+	path[n] = '\0';
+	if (deny_match(path[1] ? path + 1 : path, unmask)) {
+		pd_err_set(err, EACCES, "mount",
+			   "--mount %s:%s: the source is a credential path on the deny list",
+			   m->source, m->target);
+		return pd_err_hint(err, "if you really mean it, add --unmask with the name");
 	}
-	pm->src_fd = fd;
+	pm->src_fd = steal_fd(&owned);
 	pm->is_dir = S_ISDIR(st.st_mode);
 	pm->owner_uid = st.st_uid;
 	pm->owner_gid = st.st_gid;
@@ -253,16 +263,9 @@ static int plan_mounts(struct plan *p, const struct spec *s, struct pd_err *err)
 		struct plan_mount *pm = &p->mounts[p->n_mounts++];
 		pm->src_fd = -1;
 		pm->m = &s->mounts[i];
-		int r = open_source(pm->m, pm, err);
+		int r = open_source(pm->m, pm, (const char *const *)s->unmask, err);
 		if (r < 0)
 			return r;
-		_cleanup_free_ char *real = realpath(pm->m->source, NULL);
-		if (real && deny_match(real[1] ? real + 1 : real, (const char *const *)s->unmask)) {
-			pd_err_set(err, EACCES, "mount",
-				   "--mount %s:%s: the source is a credential path on the deny list",
-				   pm->m->source, pm->m->target);
-			return pd_err_hint(err, "if you really mean it, add --unmask with the name");
-		}
 		if (pm->is_dir) {
 			_cleanup_close_ int dfd =
 				openat(pm->src_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -412,7 +415,32 @@ static int make_root(const struct spec *s, int scratch, int userns_fd, struct pd
  * enters a private mount namespace, attaches a clone of the scratch mount at
  * <state>/mnt there (invisible to the host, gone when the child exits) and
  * populates the workspace through that path. */
-static int populate_workspace(const struct spec *s, int scratch, struct pd_err *err)
+struct populate_result {
+	struct pd_err err;
+	char warning[256];
+};
+
+/* Credential files the repository itself tracks came with the clone: they
+ * are in its history, so masking the working copy would hide nothing. Name
+ * them in a warning instead. */
+static void tracked_credentials(int ws, const char *const *unmask, char *out, size_t len)
+{
+	struct deny_hits hits = { 0 };
+	struct pd_err e;
+	out[0] = '\0';
+	if (deny_scan(ws, unmask, &hits, &e) < 0 || hits.n == 0) {
+		deny_hits_free(&hits);
+		return;
+	}
+	int n = snprintf(out, len, "the repository tracks credential files, which are in "
+				   "/workspace and its history:");
+	for (size_t i = 0; i < hits.n && n > 0 && (size_t)n < len; i++)
+		n += snprintf(out + n, len - (size_t)n, "%s %s", i ? "," : "", hits.v[i].relpath);
+	deny_hits_free(&hits);
+}
+
+static int populate_workspace(const struct spec *s, int scratch, char *warning, size_t wlen,
+			      struct pd_err *err)
 {
 	char mnt[PATH_MAX], dest[PATH_MAX + 32];
 	snprintf(mnt, sizeof mnt, "%s", image_state_dir());
@@ -436,42 +464,50 @@ static int populate_workspace(const struct spec *s, int scratch, struct pd_err *
 		return pd_err_errno(err, "workspace", "fork");
 	}
 	if (pid == 0) {
-		struct pd_err e = { 0 };
+		struct populate_result res = { 0 };
+		struct pd_err *e = &res.err;
 		int r;
 		close(pfd[0]);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
 		    sys_move_mount(view, "", AT_FDCWD, mnt, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
-			r = pd_err_errno(&e, "workspace", "attaching the writable layer privately");
+			r = pd_err_errno(e, "workspace", "attaching the writable layer privately");
 		} else {
 			int d = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-			r = d < 0 ? pd_err_errno(&e, "workspace", "opening %s", dest)
+			r = d < 0 ? pd_err_errno(e, "workspace", "opening %s", dest)
 				  : workspace_populate(s->workspace_src, d, dest, s->uid_base,
 						       s->uid_base, (const char *const *)s->unmask,
-						       &e);
+						       e);
+			if (r == 0)
+				tracked_credentials(d, (const char *const *)s->unmask, res.warning,
+						    sizeof res.warning);
 		}
-		if (r < 0)
-			(void)!write(pfd[1], &e, sizeof e);
+		(void)!write(pfd[1], &res, sizeof res);
 		_exit(r < 0 ? 1 : 0);
 	}
 	close(pfd[1]);
-	struct pd_err e;
+	struct populate_result res;
 	ssize_t n;
 	do
-		n = read(pfd[0], &e, sizeof e);
+		n = read(pfd[0], &res, sizeof res);
 	while (n < 0 && errno == EINTR);
 	close(pfd[0]);
 	int status = 0;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (n == (ssize_t)sizeof e) {
-		e.layer[sizeof e.layer - 1] = e.msg[sizeof e.msg - 1] = e.hint[sizeof e.hint - 1] = 0;
+	bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (n != (ssize_t)sizeof res)
+		return ok ? pd_err_set(err, EIO, "workspace", "no report from the workspace step")
+			  : pd_err_set(err, EIO, "workspace", "preparing the workspace failed");
+	struct pd_err *e = &res.err;
+	e->layer[sizeof e->layer - 1] = e->msg[sizeof e->msg - 1] = e->hint[sizeof e->hint - 1] = 0;
+	res.warning[sizeof res.warning - 1] = '\0';
+	if (!ok) {
 		if (err)
-			*err = e;
-		return -(e.code > 0 ? e.code : EIO);
+			*err = *e;
+		return -(e->code > 0 ? e->code : EIO);
 	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return pd_err_set(err, EIO, "workspace", "preparing the workspace failed");
+	snprintf(warning, wlen, "%s", res.warning);
 	return 0;
 }
 
@@ -616,10 +652,12 @@ static int wait_ready(struct sandbox *sb, const struct spec *s, struct pd_err *e
 		return pd_err_set(err, EPROTO, "sandbox", "unexpected message from the sandbox");
 	}
 	sb->pty = s->tty ? fd : -1;
-	if (m.landlock_abi == 0)
-		snprintf(sb->warning, sizeof sb->warning,
+	if (m.landlock_abi == 0) {
+		size_t n = strlen(sb->warning);
+		snprintf(sb->warning + n, sizeof sb->warning - n, "%s%s", n ? "; " : "",
 			 "Landlock is not available on this kernel: the sandbox runs without it "
 			 "(use --strict to refuse)");
+	}
 	return 0;
 }
 
@@ -665,7 +703,7 @@ int sandbox_start(const struct spec *s, const struct sandbox_io *io, struct sand
 	if ((r = maskfs = make_maskfs(err)) < 0)
 		goto fail;
 	if (s->workspace == PD_WS_AUTO && s->workspace_src &&
-	    (r = populate_workspace(s, scratch, err)) < 0)
+	    (r = populate_workspace(s, scratch, sb->warning, sizeof sb->warning, err)) < 0)
 		goto fail;
 	if (fchownat(scratch, "upper/workspace", s->uid_base, s->uid_base, AT_SYMLINK_NOFOLLOW) < 0) {
 		r = pd_err_errno(err, "workspace", "handing the workspace to the sandbox");

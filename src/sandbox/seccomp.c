@@ -99,6 +99,9 @@ static const struct pd_seccomp_rule rules[] = {
 		"pushes input into the terminal, which is read outside the sandbox"),
 	DENY_IF("ioctl", 1, CMD_MASK, TIOCLINUX,
 		"its selection subcodes paste input into the console, like TIOCSTI"),
+	DENY_IF("socket", 0, 0xffffffffULL, 40 /* AF_VSOCK */,
+		"vsock is not isolated by network namespaces: it reaches the hypervisor and "
+		"the host's vsock services"),
 	/* personality(2) is filtered by persona_load(): see there. */
 };
 

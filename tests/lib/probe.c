@@ -578,7 +578,8 @@ ACTION(setuid_host)
 		return blocked(errno, "setuid");
 	if (slurp("/proc/self/uid_map", buf, sizeof buf) < 0)
 		return blocked(errno, "uid_map");
-	for (char *l = buf; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+	char *save = NULL;
+	for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
 		if (sscanf(l, "%u %u %u", &in, &out, &count) == 3 && in == 0)
 			return out == 0 ? ok("root inside is host root")
 					: blocked(0, "root inside is host uid %u", out);
