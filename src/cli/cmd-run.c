@@ -1,13 +1,13 @@
 /* cmd-run.c: `paddock run [OPTIONS] -- CMD [ARGS...]`.
  *
- * Parses flags into a spec, resolves the image, starts the sandbox and
+ * Reads paddock.yaml and the flags into a spec (spec-flags.c), resolves the
+ * image, runs the setup script before the command, starts the sandbox and
  * relays the terminal or the standard streams until the command ends. The
  * caller's terminal is never handed to the sandbox: with -t the sandbox gets
  * its own pty; without, a terminal on stdin/stdout/stderr is replaced by a
  * pipe that we relay. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -47,178 +47,11 @@ static void run_usage(FILE *f)
 	      "      --network MODE      off (only mode in this build)\n"
 	      "      --hostname NAME     hostname inside (default paddock)\n"
 	      "      --strict            refuse to start if any fence layer is unavailable\n"
+	      "  -f, --spec FILE         read FILE instead of ./paddock.yaml (or the one at\n"
+	      "                          the top of the git work tree)\n"
+	      "      --no-spec           ignore paddock.yaml\n"
 	      "  -h, --help              this help\n",
 	      f);
-}
-
-enum {
-	OPT_RM = 256, OPT_IMAGE, OPT_MOUNT, OPT_UNMASK, OPT_WORKSPACE, OPT_WORKSPACE_MOUNT,
-	OPT_MEMORY, OPT_PIDS, OPT_CPUS, OPT_DISK, OPT_NETWORK, OPT_HOSTNAME, OPT_STRICT,
-};
-
-static const struct option run_opts[] = {
-	{ "tty", no_argument, NULL, 't' },
-	{ "interactive", no_argument, NULL, 'i' },
-	{ "rm", no_argument, NULL, OPT_RM },
-	{ "image", required_argument, NULL, OPT_IMAGE },
-	{ "mount", required_argument, NULL, OPT_MOUNT },
-	{ "unmask", required_argument, NULL, OPT_UNMASK },
-	{ "workspace", required_argument, NULL, OPT_WORKSPACE },
-	{ "workspace-mount", no_argument, NULL, OPT_WORKSPACE_MOUNT },
-	{ "workdir", required_argument, NULL, 'w' },
-	{ "env", required_argument, NULL, 'e' },
-	{ "memory", required_argument, NULL, OPT_MEMORY },
-	{ "pids", required_argument, NULL, OPT_PIDS },
-	{ "cpus", required_argument, NULL, OPT_CPUS },
-	{ "disk", required_argument, NULL, OPT_DISK },
-	{ "network", required_argument, NULL, OPT_NETWORK },
-	{ "hostname", required_argument, NULL, OPT_HOSTNAME },
-	{ "strict", no_argument, NULL, OPT_STRICT },
-	{ "help", no_argument, NULL, 'h' },
-	{ 0 },
-};
-
-static int strv_push(char ***v, const char *s)
-{
-	size_t n = 0;
-	if (*v)
-		while ((*v)[n])
-			n++;
-	char **nv = realloc(*v, (n + 2) * sizeof *nv);
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	if (!(nv[n] = strdup(s)))
-		return -ENOMEM;
-	nv[n + 1] = NULL;
-	return 0;
-}
-
-static int add_mount(struct spec *s, const char *arg, struct pd_err *err)
-{
-	struct pd_mount m;
-	int r = spec_parse_mount(arg, &m, err);
-	if (r < 0)
-		return r;
-	struct pd_mount *nv = realloc(s->mounts, (s->n_mounts + 1) * sizeof *nv);
-	if (!nv) {
-		free(m.source);
-		free(m.target);
-		return pd_err_set(err, ENOMEM, "spec", "out of memory");
-	}
-	s->mounts = nv;
-	s->mounts[s->n_mounts++] = m;
-	return 0;
-}
-
-static int size_opt(const char *flag, const char *v, uint64_t *out, struct pd_err *err)
-{
-	if (spec_parse_size(v, out) < 0)
-		return pd_err_set(err, EINVAL, "spec", "%s '%s': expected a size like 512M or 2G",
-				  flag, v);
-	return 0;
-}
-
-/* Parse argv into s. Returns 0, 1 for --help, or negative with err. */
-static int parse_run(int argc, char **argv, struct spec *s, struct pd_err *err)
-{
-	int c, r = 0;
-	bool ws_mount = false;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+tihw:e:", run_opts, NULL)) != -1) {
-		switch (c) {
-		case 't': s->tty = true; break;
-		case 'i': case OPT_RM: break;
-		case OPT_IMAGE: free(s->image); s->image = strdup(optarg); break;
-		case OPT_MOUNT: r = add_mount(s, optarg, err); break;
-		case OPT_UNMASK: r = strv_push(&s->unmask, optarg); break;
-		case OPT_WORKSPACE:
-			if (!strcmp(optarg, "none"))
-				s->workspace = PD_WS_NONE;
-			else if (!strcmp(optarg, "auto"))
-				s->workspace = PD_WS_AUTO;
-			else
-				r = pd_err_set(err, EINVAL, "spec",
-					       "--workspace '%s': expected auto or none", optarg);
-			break;
-		case OPT_WORKSPACE_MOUNT: ws_mount = true; break;
-		case 'w': free(s->workdir); s->workdir = strdup(optarg); break;
-		case 'e': r = strv_push(&s->env, optarg); break;
-		case OPT_MEMORY: r = size_opt("--memory", optarg, &s->memory, err); break;
-		case OPT_DISK: r = size_opt("--disk", optarg, &s->disk, err); break;
-		case OPT_PIDS: {
-			char *end;
-			errno = 0;
-			unsigned long long v = strtoull(optarg, &end, 10);
-			if (errno || *end || end == optarg || optarg[0] == '-')
-				r = pd_err_set(err, EINVAL, "spec", "--pids '%s': expected a number",
-					       optarg);
-			s->pids = v;
-			break;
-		}
-		case OPT_CPUS:
-			if (spec_parse_cpus(optarg, &s->cpus_milli) < 0)
-				r = pd_err_set(err, EINVAL, "spec",
-					       "--cpus '%s': expected a number like 1 or 1.5", optarg);
-			break;
-		case OPT_NETWORK:
-			if (!strcmp(optarg, "off"))
-				s->network = PD_NET_OFF;
-			else if (!strcmp(optarg, "filtered"))
-				s->network = PD_NET_FILTERED;
-			else if (!strcmp(optarg, "open"))
-				s->network = PD_NET_OPEN;
-			else
-				r = pd_err_set(err, EINVAL, "spec",
-					       "--network '%s': expected off, filtered or open",
-					       optarg);
-			break;
-		case OPT_HOSTNAME: free(s->hostname); s->hostname = strdup(optarg); break;
-		case OPT_STRICT: s->strict = true; break;
-		case 'h': return 1;
-		case '?':
-		default:
-			if (optopt)
-				return pd_err_set(err, EINVAL, "run", "unknown option '-%c'", optopt),
-				       pd_err_hint(err, "see paddock run --help");
-			return pd_err_set(err, EINVAL, "run", "unknown option '%s'",
-					  argv[optind - 1]),
-			       pd_err_hint(err, "see paddock run --help");
-		}
-		if (r < 0)
-			return r == -ENOMEM ? pd_err_set(err, ENOMEM, "spec", "out of memory") : r;
-	}
-	if (optind >= argc)
-		return pd_err_set(err, EINVAL, "run", "no command given"),
-		       pd_err_hint(err, "usage: paddock run [OPTIONS] -- CMD [ARGS...]");
-	for (int i = optind; i < argc; i++)
-		if (strv_push(&s->argv, argv[i]) < 0)
-			return pd_err_set(err, ENOMEM, "spec", "out of memory");
-	char cwd[4096];
-	if (!getcwd(cwd, sizeof cwd))
-		return pd_err_errno(err, "workspace", "getcwd");
-	if (ws_mount) {
-		if (s->workspace == PD_WS_NONE)
-			return pd_err_set(err, EINVAL, "spec",
-					  "--workspace none and --workspace-mount exclude each other");
-		s->workspace = PD_WS_MOUNT;
-		char arg[4200];
-		snprintf(arg, sizeof arg, "%s:/workspace:rw", cwd);
-		if ((r = add_mount(s, arg, err)) < 0)
-			return r;
-	} else if (s->workspace == PD_WS_AUTO) {
-		s->workspace_src = strdup(cwd);
-	}
-	if (s->tty) {
-		const char *term = getenv("TERM");
-		if (term && *term) {
-			char kv[256];
-			snprintf(kv, sizeof kv, "TERM=%s", term);
-			strv_push(&s->env, kv);
-		}
-	}
-	return 0;
 }
 
 /* ---- relay -------------------------------------------------------------- */
@@ -333,13 +166,24 @@ int cmd_run(int argc, char **argv)
 	int pipes[3][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
 	int sigfd = -1;
 
-	int r = parse_run(argc, argv, &s, &err);
+	int r = cli_parse_spec_flags(argc, argv, CLI_SPEC_RUN, &s, NULL, &err);
 	if (r == 1) {
 		run_usage(stdout);
 		rc = 0;
 		goto out;
 	}
 	if (r < 0 || spec_validate(&s, &err) < 0)
+		goto fail;
+	/* paddock.yaml's image: section is for `paddock image build`; until run
+	 * builds it too, say so rather than run another image. */
+	if (!s.image && (s.image_spec.base || s.image_spec.packages || s.image_spec.agents ||
+			 s.image_spec.run)) {
+		pd_err_set(&err, EINVAL, "spec",
+			   "paddock.yaml's image: section is not supported by run yet");
+		pd_err_hint(&err, "pass --image DIR, or remove image: from paddock.yaml");
+		goto fail;
+	}
+	if (cli_apply_setup(&s, &err) < 0)
 		goto fail;
 	char *image = NULL;
 	if (image_resolve(s.image, &image, cli_progress, NULL, &err) < 0)

@@ -18,8 +18,8 @@
  * plumbing (rev-parse, ls-files, diff-index, symbolic-ref; no status, no add,
  * no stash), with GIT_OPTIONAL_LOCKS=0, no system or global config, and
  * fsmonitor and hooks forced off on the command line, which beats the
- * repository's own config. Git runs from a fixed PATH with a fixed
- * environment, stdin from /dev/null, no inherited fds, cwd "/".
+ * repository's own config. Git runs (common/gitrun.c) from a fixed PATH with
+ * a fixed environment, stdin from /dev/null, no inherited fds, cwd "/".
  *
  * Every path is resolved component by component with openat(O_NOFOLLOW) on
  * both sides, so a symlink in the source (or planted in dest by a checkout)
@@ -30,9 +30,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,17 +38,16 @@
 #include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/gitrun.h"
 #include "sandbox/deny.h"
 
 #define WS_LAYER "workspace"
 #define WS_HINT "use --workspace none or --workspace-mount"
 #define WS_COMMIT_MSG "paddock: uncommitted changes"
 
-#define WS_GIT_OUT_MAX ((size_t)64 << 20) /* stdout of one git command */
 #define WS_MAX_ENTRIES 200000             /* files, dirs, links copied */
 #define WS_MAX_BYTES ((uint64_t)8 << 30)  /* bytes of file content copied */
 #define WS_MAX_DEPTH 256                  /* directory levels walked */
@@ -61,34 +57,9 @@
 #define WS_STR_(x) #x
 #define WS_STR(x) WS_STR_(x)
 
-/* Where git may come from: root-owned directories only, never the caller's
- * PATH (we run as root). */
-static const char *const git_dirs[] = { "/usr/local/bin", "/usr/bin", "/bin", NULL };
-#define GIT_PATH_ENV "PATH=/usr/local/bin:/usr/bin:/bin"
-
-/* Options before the subcommand on every call. Command-line config beats the
- * repository's .git/config, so a hostile repository cannot turn these on. */
-/* clang-format off */
-static const char *const git_hardening[] = {
-	"-c", "core.fsmonitor=false",
-	"-c", "core.hooksPath=/dev/null",
-	"-c", "protocol.file.allow=always",
-	"-c", "gc.auto=0",
-	"-c", "maintenance.auto=false",
-	NULL,
-};
-/* clang-format on */
-
-enum {
-	GIT_CAPTURE = 1 << 0,   /* keep stdout (bounded) */
-	GIT_CLONE_CFG = 1 << 1, /* global config = the safe.directory memfd */
-};
-
 struct ws {
-	char git[PATH_MAX];     /* absolute path of the git binary */
-	char **safe;            /* "safe.directory=<path>" strings, strv */
+	struct gitrun g;        /* git runner: safe.directory list, clone config */
 	int clone_cfg_fd;       /* memfd with [safe] directory = ... for clone */
-	char clone_cfg_env[96]; /* "GIT_CONFIG_GLOBAL=/proc/<pid>/fd/<n>" */
 	const char *const *unmask;
 	size_t entries; /* copy budget used */
 	uint64_t bytes;
@@ -97,26 +68,12 @@ struct ws {
 	struct pd_err *err;
 };
 
-struct git_res {
-	char *out; /* captured stdout, NUL-terminated, or NULL */
-	size_t len;
-	int status;        /* exit status; 128 + signal number if killed */
-	char errline[256]; /* first line of stderr */
-};
-
-static void git_res_freep(struct git_res *r)
-{
-	free(r->out);
-	r->out = NULL;
-}
-#define _cleanup_git_res_ __attribute__((cleanup(git_res_freep)))
-
 static void ws_freep(struct ws **pw)
 {
 	struct ws *w = *pw;
 	if (!w)
 		return;
-	pd_strvfreep(&w->safe);
+	gitrun_release(&w->g);
 	if (w->clone_cfg_fd >= 0)
 		close(w->clone_cfg_fd);
 	free(w->buf);
@@ -143,279 +100,24 @@ static int ws_fail(struct ws *ws, int ret, const char *hint, const char *fmt, ..
 
 /* ---- running git ------------------------------------------------------ */
 
-/* Find git in the fixed directories. Returns 0 or -ENOENT. */
-static int git_find(struct ws *ws)
-{
-	for (size_t i = 0; git_dirs[i]; i++) {
-		snprintf(ws->git, sizeof ws->git, "%s/git", git_dirs[i]);
-		if (access(ws->git, X_OK) == 0)
-			return 0;
-	}
-	return ws_fail(ws, -ENOENT, "install git, or " WS_HINT,
-		       "git not found in /usr/local/bin, /usr/bin or /bin");
-}
-
-/* Remember a line of git's stderr: the first one, unless a later one is the
- * "fatal:" line that says what actually went wrong. */
-static void errline_take(struct git_res *res, const char *line)
-{
-	if (!line[0])
-		return;
-	if (res->errline[0] &&
-	    (strncmp(res->errline, "fatal:", 6) == 0 || strncmp(line, "fatal:", 6) != 0))
-		return;
-	snprintf(res->errline, sizeof res->errline, "%s", line);
-}
-
-/* Read the child's stdout (if outfd >= 0, into res->out, at most
- * WS_GIT_OUT_MAX bytes) and its stderr (keeping one line, see errline_take)
- * until both close. Returns 0, or a negative errno with ws->err filled. */
-static int git_collect(struct ws *ws, int outfd, int errfd, struct git_res *res)
-{
-	struct pollfd p[2] = { { .fd = outfd, .events = POLLIN },
-			       { .fd = errfd, .events = POLLIN } };
-	size_t cap = 0, llen = 0;
-	char line[sizeof res->errline], tmp[4096];
-
-	while (p[0].fd >= 0 || p[1].fd >= 0) {
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			return pd_err_errno(ws->err, WS_LAYER, "poll on git's output");
-		}
-		if (p[0].fd >= 0 && p[0].revents) {
-			ssize_t k;
-			if (cap - res->len <= 1 && res->len >= WS_GIT_OUT_MAX) {
-				/* Full: only end of file is acceptable now. */
-				k = read(p[0].fd, tmp, 1);
-				if (k > 0)
-					return ws_fail(ws, -E2BIG, NULL,
-						       "git printed more than %zu MiB",
-						       WS_GIT_OUT_MAX >> 20);
-			} else {
-				if (cap - res->len <= 1) {
-					size_t ncap = cap ? cap * 2 : 64 * 1024;
-					if (ncap > WS_GIT_OUT_MAX + 1)
-						ncap = WS_GIT_OUT_MAX + 1;
-					char *n = realloc(res->out, ncap);
-					if (!n)
-						return pd_err_set(ws->err, ENOMEM, WS_LAYER,
-								  "git output");
-					res->out = n;
-					cap = ncap;
-				}
-				k = read(p[0].fd, res->out + res->len, cap - res->len - 1);
-				if (k > 0)
-					res->len += (size_t)k;
-				res->out[res->len] = '\0';
-			}
-			if (k < 0 && errno != EINTR)
-				return pd_err_errno(ws->err, WS_LAYER, "reading git's output");
-			if (k == 0)
-				p[0].fd = -1;
-		}
-		if (p[1].fd >= 0 && p[1].revents) {
-			ssize_t k = read(p[1].fd, tmp, sizeof tmp);
-			if (k < 0 && errno != EINTR)
-				return pd_err_errno(ws->err, WS_LAYER, "reading git's errors");
-			for (ssize_t i = 0; i < k; i++) {
-				if (tmp[i] == '\n') {
-					line[llen] = '\0';
-					errline_take(res, line);
-					llen = 0;
-				} else if (llen + 1 < sizeof line) {
-					line[llen++] = tmp[i];
-				}
-			}
-			if (k == 0) {
-				line[llen] = '\0';
-				errline_take(res, line);
-				p[1].fd = -1;
-			}
-		}
-	}
-	return 0;
-}
-
-/* pipe2(O_CLOEXEC) whose ends are both >= 3, so the child's dup2 onto
- * 0..2 cannot clobber one with the other even if our stdio is closed. */
-static int pipe_high(int p[2])
-{
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -1;
-	for (int i = 0; i < 2; i++) {
-		if (p[i] >= 3)
-			continue;
-		int hi = fcntl(p[i], F_DUPFD_CLOEXEC, 3);
-		if (hi < 0) {
-			int saved = errno;
-			close(p[0]);
-			close(p[1]);
-			errno = saved;
-			return -1;
-		}
-		close(p[i]);
-		p[i] = hi;
-	}
-	return 0;
-}
-
-/* Start ws->git with argv and env: stdin /dev/null, stdout to out_w (or
- * /dev/null when out_w < 0), stderr to err_w, no other fd inherited, cwd
- * "/", signals unblocked and at their defaults. Returns 0 with *pid set. */
-static int git_spawn(struct ws *ws, const char *const *argv, const char *const *env, int out_w,
-		     int err_w, pid_t *pid)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	int r = posix_spawn_file_actions_init(&fa);
-	if (r != 0)
-		return pd_err_set(ws->err, r, WS_LAYER, "cannot run %s", ws->git);
-	if ((r = posix_spawnattr_init(&at)) != 0) {
-		posix_spawn_file_actions_destroy(&fa);
-		return pd_err_set(ws->err, r, WS_LAYER, "cannot run %s", ws->git);
-	}
-	if ((r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
-	    (r = out_w >= 0 ? posix_spawn_file_actions_adddup2(&fa, out_w, 1)
-			    : posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0)) !=
-		    0 ||
-	    (r = posix_spawn_file_actions_adddup2(&fa, err_w, 2)) != 0 ||
-	    (r = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) != 0 ||
-	    (r = posix_spawn_file_actions_addchdir_np(&fa, "/")) != 0 ||
-	    (r = posix_spawnattr_setsigmask(&at, &none)) != 0 ||
-	    (r = posix_spawnattr_setsigdefault(&at, &all)) != 0 ||
-	    (r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) !=
-		    0)
-		goto out;
-	r = posix_spawn(pid, ws->git, &fa, &at, (char *const *)argv, (char *const *)env);
-out:
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	if (r != 0)
-		return pd_err_set(ws->err, r, WS_LAYER, "cannot run %s", ws->git);
-	return 0;
-}
-
-/* Run `git <hardening> <safe.directory...> [-C dir] args...`. Fills res
- * (stdout only with GIT_CAPTURE) and returns 0 whatever git's exit status;
- * returns a negative errno only if git could not be run or read. */
+/* The shared runner (common/gitrun.c) with this workspace's safe.directory
+ * list and clone config; see gitrun_run and gitrun_ok. */
 static int git_run(struct ws *ws, const char *dir, const char *const *args, unsigned flags,
 		   struct git_res *res)
 {
-	git_res_freep(res);
-	memset(res, 0, sizeof *res);
-	size_t n = 1 + ARRAY_SIZE(git_hardening) + 3;
-	for (size_t i = 0; ws->safe && ws->safe[i]; i++)
-		n += 2;
-	for (size_t i = 0; args[i]; i++)
-		n++;
-	_cleanup_free_ const char **argv = calloc(n, sizeof *argv);
-	if (!argv)
-		return pd_err_set(ws->err, ENOMEM, WS_LAYER, "running git");
-	size_t a = 0;
-	argv[a++] = "git";
-	for (size_t i = 0; git_hardening[i]; i++)
-		argv[a++] = git_hardening[i];
-	for (size_t i = 0; ws->safe && ws->safe[i]; i++) {
-		argv[a++] = "-c";
-		argv[a++] = ws->safe[i];
-	}
-	if (dir) {
-		argv[a++] = "-C";
-		argv[a++] = dir;
-	}
-	for (size_t i = 0; args[i]; i++)
-		argv[a++] = args[i];
-	argv[a] = NULL;
-
-	const char *env[] = {
-		GIT_PATH_ENV,
-		"HOME=/nonexistent",
-		"GIT_CONFIG_NOSYSTEM=1",
-		(flags & GIT_CLONE_CFG) ? ws->clone_cfg_env : "GIT_CONFIG_GLOBAL=/dev/null",
-		"GIT_ATTR_NOSYSTEM=1",
-		"GIT_OPTIONAL_LOCKS=0",
-		"GIT_TERMINAL_PROMPT=0",
-		"LC_ALL=C",
-		NULL,
-	};
-
-	int errp[2], outp[2] = { -1, -1 };
-	if (pipe_high(errp) < 0)
-		return pd_err_errno(ws->err, WS_LAYER, "pipe for git");
-	_cleanup_close_ int err_r = errp[0], err_w = errp[1];
-	if ((flags & GIT_CAPTURE) && pipe_high(outp) < 0)
-		return pd_err_errno(ws->err, WS_LAYER, "pipe for git");
-	_cleanup_close_ int out_r = outp[0], out_w = outp[1];
-
-	pid_t pid;
-	int r = git_spawn(ws, argv, env, out_w, err_w, &pid);
-	if (r < 0)
-		return r;
-	/* Our copies of the write ends must go, or we never see end of file. */
-	pd_closep(&err_w);
-	err_w = -1;
-	pd_closep(&out_w);
-	out_w = -1;
-
-	r = git_collect(ws, out_r, err_r, res);
-	if (r < 0)
-		kill(pid, SIGKILL);
-	int st;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return r < 0 ? r : pd_err_errno(ws->err, WS_LAYER, "waiting for git");
-	if (r < 0)
-		return r;
-	res->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	return 0;
+	return gitrun_run(&ws->g, dir, args, flags, res);
 }
 
-/* git_run, and a non-zero exit is an error naming the subcommand and quoting
- * git's first line of stderr. */
 static int git_ok(struct ws *ws, const char *dir, const char *const *args, unsigned flags,
 		  struct git_res *res)
 {
-	int r = git_run(ws, dir, args, flags, res);
-	if (r < 0)
-		return r;
-	if (res->status != 0) {
-		const char *sub = args[0];
-		for (size_t i = 0; args[i]; i++) {
-			if (strcmp(args[i], "-c") == 0 && args[i + 1]) {
-				i++;
-				continue;
-			}
-			sub = args[i];
-			break;
-		}
-		return ws_fail(ws, -EIO, NULL, "git %s failed (exit %d): %s", sub, res->status,
-			       res->errline[0] ? res->errline : "no message");
-	}
-	return 0;
+	return gitrun_ok(&ws->g, dir, args, flags, res);
 }
 
 /* Replace the safe.directory list with the given paths (NULL-terminated). */
 static int ws_set_safe(struct ws *ws, const char *const *paths)
 {
-	pd_strvfreep(&ws->safe);
-	ws->safe = NULL;
-	size_t n = 0;
-	while (paths[n])
-		n++;
-	char **v = calloc(n + 1, sizeof *v);
-	if (!v)
-		return pd_err_set(ws->err, ENOMEM, WS_LAYER, "safe.directory list");
-	ws->safe = v;
-	for (size_t i = 0; i < n; i++)
-		if (asprintf(&v[i], "safe.directory=%s", paths[i]) < 0) {
-			v[i] = NULL;
-			return pd_err_set(ws->err, ENOMEM, WS_LAYER, "safe.directory list");
-		}
-	return 0;
+	return gitrun_set_safe(&ws->g, paths);
 }
 
 /* Trust every ancestor of `real` (an absolute canonical path) and itself for
@@ -512,8 +214,8 @@ static int ws_clone_cfg(struct ws *ws, const char *const *dirs)
 			return pd_err_errno(ws->err, WS_LAYER, "writing git config memfd");
 		off += (size_t)k;
 	}
-	snprintf(ws->clone_cfg_env, sizeof ws->clone_cfg_env, "GIT_CONFIG_GLOBAL=/proc/%ld/fd/%d",
-		 (long)getpid(), fd);
+	snprintf(ws->g.global_cfg_env, sizeof ws->g.global_cfg_env,
+		 "GIT_CONFIG_GLOBAL=/proc/%ld/fd/%d", (long)getpid(), fd);
 	ws->clone_cfg_fd = steal_fd(&fd);
 	return 0;
 }
@@ -791,7 +493,7 @@ static int commit_dest(struct ws *ws, const char *dest_path)
 	r = git_ok(ws, dest_path,
 		   (const char *const[]){ "status", "--porcelain", "-z", "--untracked-files=all",
 					  NULL },
-		   GIT_CAPTURE, &res);
+		   GITRUN_CAPTURE, &res);
 	if (r < 0)
 		return r;
 	if (res.len == 0)
@@ -812,7 +514,7 @@ static int unborn_branch(struct ws *ws, const char *top, char *out, size_t len)
 	_cleanup_git_res_ struct git_res res = { 0 };
 	int r = git_run(ws, top,
 			(const char *const[]){ "symbolic-ref", "-q", "--short", "HEAD", NULL },
-			GIT_CAPTURE, &res);
+			GITRUN_CAPTURE, &res);
 	if (r < 0)
 		return r;
 	snprintf(out, len, "main");
@@ -862,7 +564,7 @@ static int populate_clone(struct ws *ws, const char *top, const char *head, int 
 		   (const char *const[]){ "-c", "core.logAllRefUpdates=false", "clone",
 					  "--template=", "--no-hardlinks", "--quiet", "--", top,
 					  dest_path, NULL },
-		   GIT_CLONE_CFG, &res);
+		   GITRUN_GLOBAL_CFG, &res);
 	if (r < 0)
 		return r;
 	if ((r = git_ok(ws, dest_path, (const char *const[]){ "remote", "remove", "origin", NULL },
@@ -872,7 +574,7 @@ static int populate_clone(struct ws *ws, const char *top, const char *head, int 
 	git_res_freep(&res);
 	r = git_ok(ws, dest_path,
 		   (const char *const[]){ "rev-parse", "--verify", "-q", "HEAD", NULL },
-		   GIT_CAPTURE, &res);
+		   GITRUN_CAPTURE, &res);
 	if (r < 0)
 		return r;
 	if (strncmp(res.out ? res.out : "", head, strlen(head)) != 0) {
@@ -891,13 +593,13 @@ static int populate_clone(struct ws *ws, const char *top, const char *head, int 
 	r = git_ok(ws, top,
 		   (const char *const[]){ "diff-index", "-z", "--name-only", "--no-renames",
 					  "--ignore-submodules=all", head, "--", NULL },
-		   GIT_CAPTURE, &changed);
+		   GITRUN_CAPTURE, &changed);
 	if (r < 0)
 		return r;
 	r = git_ok(
 		ws, top,
 		(const char *const[]){ "ls-files", "-z", "--others", "--exclude-standard", NULL },
-		GIT_CAPTURE, &untracked);
+		GITRUN_CAPTURE, &untracked);
 	if (r < 0)
 		return r;
 	if ((r = sync_list(ws, src, dest, changed.out, changed.len, true)) < 0 ||
@@ -930,7 +632,7 @@ static int populate_unborn(struct ws *ws, const char *top, int src, int dest, co
 	r = git_ok(ws, top,
 		   (const char *const[]){ "ls-files", "-z", "--cached", "--others",
 					  "--exclude-standard", NULL },
-		   GIT_CAPTURE, &files);
+		   GITRUN_CAPTURE, &files);
 	if (r < 0)
 		return r;
 	if ((r = sync_list(ws, src, dest, files.out, files.len, false)) < 0)
@@ -967,7 +669,7 @@ static int discover(struct ws *ws, const char *real_src, uid_t owner, char **top
 	r = git_run(ws, real_src,
 		    (const char *const[]){ "rev-parse", "--path-format=absolute", "--show-toplevel",
 					   "--absolute-git-dir", "--git-common-dir", NULL },
-		    GIT_CAPTURE, &res);
+		    GITRUN_CAPTURE, &res);
 	if (r < 0)
 		return r;
 	if (res.status != 0) {
@@ -1011,7 +713,7 @@ static int populate_git(struct ws *ws, const char *top, const char *gitdir, cons
 
 	_cleanup_git_res_ struct git_res res = { 0 };
 	r = git_run(ws, top, (const char *const[]){ "rev-parse", "-q", "--verify", "HEAD", NULL },
-		    GIT_CAPTURE, &res);
+		    GITRUN_CAPTURE, &res);
 	if (r < 0)
 		return r;
 	if (res.status == 1 && res.len == 0)
@@ -1188,6 +890,7 @@ int workspace_populate(const char *src_dir, int dest_dirfd, const char *dest_pat
 	__attribute__((cleanup(ws_freep))) struct ws *ws = calloc(1, sizeof *ws);
 	if (!ws)
 		return pd_err_set(err, ENOMEM, WS_LAYER, "workspace");
+	gitrun_init(&ws->g, WS_LAYER, err);
 	ws->clone_cfg_fd = -1;
 	ws->unmask = unmask;
 	ws->err = err;
@@ -1212,7 +915,7 @@ int workspace_populate(const char *src_dir, int dest_dirfd, const char *dest_pat
 	if (fstat(src, &sst) < 0)
 		return pd_err_errno(err, WS_LAYER, "cannot stat '%s'", real);
 
-	if ((r = git_find(ws)) < 0)
+	if ((r = gitrun_find(&ws->g, "install git, or " WS_HINT)) < 0)
 		return r;
 	_cleanup_free_ char *top = NULL, *gitdir = NULL, *common = NULL;
 	if ((r = discover(ws, real, sst.st_uid, &top, &gitdir, &common)) < 0)

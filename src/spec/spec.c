@@ -48,6 +48,15 @@ void spec_free(struct spec *s)
 	strv_free(s->image_spec.packages);
 	strv_free(s->image_spec.agents);
 	free(s->image_spec.run);
+	free(s->setup);
+	strv_free(s->net_allow);
+	strv_free(s->net_deny);
+	for (size_t i = 0; i < s->n_secrets; i++) {
+		free(s->secrets[i].name);
+		free(s->secrets[i].from);
+		strv_free(s->secrets[i].hosts);
+	}
+	free(s->secrets);
 	memset(s, 0, sizeof *s);
 }
 

@@ -53,6 +53,14 @@ struct pd_image_spec {
 	char *run;       /* extra build steps (a shell script) */
 };
 
+/* A secret the egress gateway injects (paddock.yaml `secrets:`); the sandbox
+ * only ever sees a placeholder. */
+struct pd_secret {
+	char *name;   /* environment variable inside */
+	char *from;   /* "env", "file:PATH" or "cmd:COMMAND" */
+	char **hosts; /* where it may be sent, NULL-terminated */
+};
+
 struct spec {
 	char *image;           /* rootfs directory; NULL: the default image */
 	char **argv;           /* command, NULL-terminated */
@@ -77,6 +85,13 @@ struct spec {
 	 * so the tree stays owned by host root); no overlay, no --disk bound.
 	 * Never reachable from flags or paddock.yaml. */
 	bool rootfs_writable;
+	/* paddock.yaml (src/spec/yaml.c). Lists are NULL-terminated, may be NULL. */
+	char *setup;           /* shell script run in /workspace before argv */
+	char **net_allow;      /* network.allow: host patterns */
+	char **net_deny;       /* network.deny */
+	struct pd_secret *secrets;
+	size_t n_secrets;
+	uint64_t idle_seconds; /* sleep when idle this long; 0 = never */
 };
 
 void spec_init(struct spec *s);
