@@ -42,4 +42,8 @@ static inline int sys_openat2(int dfd, const char *path, int oflags, unsigned lo
 	return (int)syscall(SYS_openat2, dfd, path, &how, sizeof how);
 }
 
+#include "common/err.h"
+
+int mount_fs_new(const char *type, const char *const *opts, unsigned attrs, struct pd_err *err);
+
 #endif

@@ -95,29 +95,10 @@ static int attach_at(int mfd, int rootfd, const char *path, bool is_dir, struct 
 	return 0;
 }
 
-static int new_fs(const char *type, const char *const *opts, unsigned attrs, struct pd_err *err)
-{
-	_cleanup_close_ int fs = sys_fsopen(type, FSOPEN_CLOEXEC);
-	if (fs < 0)
-		return pd_err_errno(err, "mount", "fsopen(%s)", type);
-	for (const char *const *o = opts; o && *o; o += 2) {
-		int r = o[1] ? sys_fsconfig(fs, FSCONFIG_SET_STRING, o[0], o[1], 0)
-			     : sys_fsconfig(fs, FSCONFIG_SET_FLAG, o[0], NULL, 0);
-		if (r < 0)
-			return pd_err_errno(err, "mount", "%s option %s", type, o[0]);
-	}
-	if (sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-		return pd_err_errno(err, "mount", "creating %s", type);
-	int m = sys_fsmount(fs, FSMOUNT_CLOEXEC, attrs);
-	if (m < 0)
-		return pd_err_errno(err, "mount", "fsmount(%s)", type);
-	return m;
-}
-
 static int mount_new(int rootfd, const char *path, const char *type, const char *const *opts,
 		     unsigned attrs, struct pd_err *err)
 {
-	_cleanup_close_ int m = new_fs(type, opts, attrs, err);
+	_cleanup_close_ int m = mount_fs_new(type, opts, attrs, err);
 	if (m < 0)
 		return m;
 	return attach_at(m, rootfd, path, true, err);
@@ -236,12 +217,17 @@ static int build_proc(int rootfd, int maskfs, struct pd_err *err)
 	return 0;
 }
 
-static int build_sys(int rootfd, struct pd_err *err)
+static int build_sys(int rootfd, const struct spec *s, struct pd_err *err)
 {
 	static const char *const opts[] = { NULL };
-	return mount_new(rootfd, "/sys", "sysfs", opts,
-			 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-			 err);
+	static const char *const empty[] = { "mode", "0555", "size", "4k", NULL };
+	const unsigned attrs =
+		MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+	/* sysfs needs a network namespace owned by our user namespace; an image
+	 * build shares the host's, so it gets an empty, read-only /sys instead. */
+	if (s->network == PD_NET_HOST_BUILD)
+		return mount_new(rootfd, "/sys", "tmpfs", empty, attrs, err);
+	return mount_new(rootfd, "/sys", "sysfs", opts, attrs, err);
 }
 
 /* A credential name that is a symlink (dotfile managers make .aws ->
@@ -320,7 +306,7 @@ int rootfs_build(struct plan *plan, int rootfd, const int *fds, struct pd_err *e
 {
 	int r;
 	if ((r = build_proc(rootfd, fds[FD_MASKFS], err)) < 0 ||
-	    (r = build_sys(rootfd, err)) < 0 || (r = build_dev(rootfd, err)) < 0 ||
+	    (r = build_sys(rootfd, plan->spec, err)) < 0 || (r = build_dev(rootfd, err)) < 0 ||
 	    (r = build_mounts(plan, rootfd, fds[FD_MASKFS], fds, err)) < 0)
 		return r;
 	if (plan->spec->workspace == PD_WS_NONE) {

@@ -283,34 +283,6 @@ static int plan_mounts(struct plan *p, const struct spec *s, struct pd_err *err)
 
 /* ---- detached mounts built by the parent ------------------------------- */
 
-static int fs_new(const char *type, const char *const *opts, unsigned attrs, struct pd_err *err)
-{
-	_cleanup_close_ int fs = sys_fsopen(type, FSOPEN_CLOEXEC);
-	if (fs < 0)
-		return pd_err_errno(err, "mount", "fsopen(%s)", type);
-	for (const char *const *o = opts; o && *o; o += 2) {
-		int r = o[1] ? sys_fsconfig(fs, FSCONFIG_SET_STRING, o[0], o[1], 0)
-			     : sys_fsconfig(fs, FSCONFIG_SET_FLAG, o[0], NULL, 0);
-		if (r < 0)
-			return pd_err_errno(err, "mount", "%s option %s", type, o[0]);
-	}
-	if (sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
-		int e = errno;
-		char log[256] = "";
-		ssize_t n = read(fs, log, sizeof log - 1); /* the kernel's own reason */
-		if (n > 0) {
-			log[n] = '\0';
-			log[strcspn(log, "\n")] = '\0';
-			return pd_err_set(err, e, "mount", "creating %s (kernel says: %s)", type, log);
-		}
-		return pd_err_set(err, e, "mount", "creating %s", type);
-	}
-	int m = sys_fsmount(fs, FSMOUNT_CLOEXEC, attrs);
-	if (m < 0)
-		return pd_err_errno(err, "mount", "fsmount(%s)", type);
-	return m;
-}
-
 /* The scratch tmpfs: upper/, work/ and upper/workspace, owned by the
  * sandbox's root on the host. */
 static int make_scratch(const struct spec *s, struct pd_err *err)
@@ -318,7 +290,7 @@ static int make_scratch(const struct spec *s, struct pd_err *err)
 	char size[32];
 	snprintf(size, sizeof size, "%llu", (unsigned long long)s->disk);
 	const char *opts[] = { "size", size, "mode", "0700", NULL };
-	int fd = fs_new("tmpfs", opts, MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID, err);
+	int fd = mount_fs_new("tmpfs", opts, MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID, err);
 	if (fd < 0) {
 		pd_err_prefix(err, "writable layer");
 		return fd;
@@ -341,7 +313,7 @@ static int make_scratch(const struct spec *s, struct pd_err *err)
 static int make_maskfs(struct pd_err *err)
 {
 	const char *opts[] = { "size", "16k", "mode", "0755", NULL };
-	int fd = fs_new("tmpfs", opts, 0, err);
+	int fd = mount_fs_new("tmpfs", opts, 0, err);
 	if (fd < 0)
 		return fd;
 	int f;
@@ -402,7 +374,7 @@ static int make_root(const struct spec *s, int scratch, int userns_fd, struct pd
 	snprintf(upperp, sizeof upperp, "/proc/self/fd/%d/upper", scratch);
 	snprintf(workp, sizeof workp, "/proc/self/fd/%d/work", scratch);
 	const char *opts[] = { "lowerdir", lowerp, "upperdir", upperp, "workdir", workp, NULL };
-	int fd = fs_new("overlay", opts, MOUNT_ATTR_NODEV, err);
+	int fd = mount_fs_new("overlay", opts, MOUNT_ATTR_NODEV, err);
 	if (fd < 0)
 		pd_err_prefix(err, "root filesystem");
 	return fd;
