@@ -174,20 +174,18 @@ int cmd_run(int argc, char **argv)
 	}
 	if (r < 0 || spec_validate(&s, &err) < 0)
 		goto fail;
-	/* paddock.yaml's image: section is for `paddock image build`; until run
-	 * builds it too, say so rather than run another image. */
-	if (!s.image && (s.image_spec.base || s.image_spec.packages || s.image_spec.agents ||
-			 s.image_spec.run)) {
-		pd_err_set(&err, EINVAL, "spec",
-			   "paddock.yaml's image: section is not supported by run yet");
-		pd_err_hint(&err, "pass --image DIR, or remove image: from paddock.yaml");
-		goto fail;
-	}
 	if (cli_apply_setup(&s, &err) < 0)
 		goto fail;
+	/* paddock.yaml's image: section (unless --image overrides it): the image
+	 * built from it, from the cache when it was built before. */
 	char *image = NULL;
-	if (image_resolve(s.image, &image, cli_progress, NULL, &err) < 0)
+	if (!s.image && (s.image_spec.base || s.image_spec.packages || s.image_spec.agents ||
+			 s.image_spec.run)) {
+		if (image_build(&s.image_spec, false, cli_progress, NULL, &image, &err) < 0)
+			goto fail;
+	} else if (image_resolve(s.image, &image, cli_progress, NULL, &err) < 0) {
 		goto fail;
+	}
 	free(s.image);
 	s.image = image;
 
