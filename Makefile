@@ -18,7 +18,7 @@ LDFLAGS ?=
 override LDFLAGS += -pie -Wl,-z,relro,-z,now
 LIBS    := $(shell pkg-config --libs $(PKGS))
 
-LIB_SRC := $(sort $(wildcard src/common/*.c src/spec/*.c src/sandbox/*.c src/image/*.c))
+LIB_SRC := $(sort $(wildcard src/common/*.c src/spec/*.c src/sandbox/*.c src/image/*.c src/review/*.c))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -43,6 +43,28 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libpaddock.a
 
 unit: $(UNIT_BIN)
 
+# Fuzzing. `make fuzz` builds the libFuzzer target build/fuzz/fuzz_spec (clang;
+# run it as build/fuzz/fuzz_spec tests/fuzz/corpus/spec). The unit tests
+# replay the corpus through the same target: build/tests/test_fuzz_replay.
+FUZZ_CC    ?= clang
+FUZZ_SRC   := $(sort $(wildcard src/common/*.c src/spec/*.c))
+FUZZ_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+              -fno-sanitize-recover=undefined -std=gnu17 -D_GNU_SOURCE -Isrc \
+              $(shell pkg-config --cflags $(PKGS))
+
+fuzz: $(BUILD)/fuzz/fuzz_spec
+
+$(BUILD)/fuzz/fuzz_spec: tests/fuzz/fuzz_spec.c $(FUZZ_SRC) $(wildcard src/common/*.h src/spec/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_spec.c $(FUZZ_SRC) $(LIBS)
+
+$(BUILD)/tests/test_fuzz_replay: tests/fuzz/replay.c tests/fuzz/fuzz_spec.c $(BUILD)/libpaddock.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/replay.c tests/fuzz/fuzz_spec.c \
+		$(BUILD)/libpaddock.a $(LIBS) -lcmocka
+
+unit: $(BUILD)/tests/test_fuzz_replay
+
 test: all unit
 	BUILD=$(BUILD) tests/run
 
@@ -53,5 +75,5 @@ asan:
 clean:
 	rm -rf build build-asan
 
-.PHONY: all unit test asan clean
+.PHONY: all unit test asan clean fuzz
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

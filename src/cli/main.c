@@ -8,6 +8,8 @@
 
 static const struct cli_command commands[] = {
 	{ "run", cmd_run, "run a command in a fresh, disposable sandbox" },
+	{ "spec", cmd_spec, "print the effective spec (paddock.yaml + flags + defaults)" },
+	{ "image", cmd_image, "build, list and remove images (paddock image --help)" },
 };
 
 void cli_error(const struct pd_err *err)

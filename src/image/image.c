@@ -38,37 +38,13 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "image/internal.h"
 
 #define IMAGE_STATE_DEFAULT "/var/lib/paddock"
-#define IMAGE_SUITE "bookworm"
 #define IMAGE_FALLBACK_MIRROR "deb http://deb.debian.org/debian " IMAGE_SUITE " main"
-#define IMAGE_INCLUDE "git,ca-certificates,curl,bash,procps,less"
-#define IMAGE_EPOCH "1700000000" /* SOURCE_DATE_EPOCH: same mirror, same tree */
-#define IMAGE_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define IMAGE_MAX_MIRRORS 32
 #define IMAGE_MAX_SOURCES_SIZE (1 << 20) /* larger apt sources files are skipped */
-#define IMAGE_TAIL 20                    /* stderr lines kept for the error message */
-#define IMAGE_LINE_MAX 1024              /* longer stderr lines are cut */
 #define IMAGE_TERM_GRACE_MS 30000        /* between SIGTERM and SIGKILL to a build */
 #define IMAGE_EXIT_SUPERVISOR 125        /* the supervisor itself failed */
-
-struct image_paths {
-	char *dir;    /* <state>/images/default */
-	char *rootfs; /* dir/rootfs */
-	char *marker; /* dir/ok */
-	char *log;    /* dir/build.log */
-	char *lock;   /* <state>/images/default.lock */
-};
-
-/* The last lines of mmdebstrap's stderr, and the line being read. */
-struct image_tail {
-	char lines[IMAGE_TAIL][IMAGE_LINE_MAX];
-	size_t next;  /* slot for the next line */
-	size_t count; /* lines held, <= IMAGE_TAIL */
-	char cur[IMAGE_LINE_MAX];
-	size_t len;
-	bool cut; /* cur overflowed: drop bytes up to the next newline */
-};
 
 const char *image_state_dir(void)
 {
@@ -76,8 +52,7 @@ const char *image_state_dir(void)
 	return dir && dir[0] == '/' ? dir : IMAGE_STATE_DEFAULT;
 }
 
-/* "a/b" in a malloc'd string, or NULL when out of memory. */
-static char *path_join(const char *a, const char *b)
+char *image_path_join(const char *a, const char *b)
 {
 	char *p;
 	return asprintf(&p, "%s/%s", a, b) < 0 ? NULL : p;
@@ -293,8 +268,8 @@ int image_mirrors(const char *etc_apt, char ***out, struct pd_err *err)
 {
 	_cleanup_strv_ char **v = NULL;
 	size_t n = 0;
-	_cleanup_free_ char *list = path_join(etc_apt, "sources.list");
-	_cleanup_free_ char *dir = path_join(etc_apt, "sources.list.d");
+	_cleanup_free_ char *list = image_path_join(etc_apt, "sources.list");
+	_cleanup_free_ char *dir = image_path_join(etc_apt, "sources.list.d");
 	if (!list || !dir || mirror_read_file(list, false, &v, &n) < 0)
 		return pd_err_set(err, ENOMEM, "image", "reading the apt sources in %s", etc_apt);
 
@@ -303,7 +278,7 @@ int image_mirrors(const char *etc_apt, char ***out, struct pd_err *err)
 	int r = 0;
 	for (int i = 0; i < count; i++) {
 		const char *name = ents[i]->d_name;
-		_cleanup_free_ char *path = path_join(dir, name);
+		_cleanup_free_ char *path = image_path_join(dir, name);
 		bool deb822 = strlen(name) > 8 && strcmp(name + strlen(name) - 8, ".sources") == 0;
 		if (r == 0 && (!path || mirror_read_file(path, deb822, &v, &n) < 0))
 			r = -ENOMEM;
@@ -389,11 +364,8 @@ static int remove_entry(const char *path, const struct stat *st, int type, struc
 	return r < 0 ? (errno ? errno : EIO) : 0;
 }
 
-/* Remove path and everything below it, never following symlinks and never
- * descending into another file system (device nodes are just unlinked), after
- * detaching whatever is mounted below it. A missing path is fine. Returns 0
- * or < 0 with err filled. */
-static int image_remove_tree(const char *path, struct pd_err *err)
+/* Device nodes are just unlinked; see internal.h. */
+int image_remove_tree(const char *path, struct pd_err *err)
 {
 	struct stat st;
 	if (lstat(path, &st) < 0)
@@ -413,15 +385,13 @@ static int image_remove_tree(const char *path, struct pd_err *err)
 	return 0;
 }
 
-/* Call the progress callback, if any. */
-static void image_report(image_progress_fn progress, void *ctx, const char *line)
+void image_report(image_progress_fn progress, void *ctx, const char *line)
 {
 	if (progress)
 		progress(ctx, line);
 }
 
-/* Create dir and its missing parents (mode 0700). Returns 0 or < 0 with err filled. */
-static int image_mkdir_p(const char *dir, struct pd_err *err)
+int image_mkdir_p(const char *dir, struct pd_err *err)
 {
 	_cleanup_free_ char *p = strdup(dir);
 	if (!p)
@@ -443,28 +413,45 @@ static int image_mkdir_p(const char *dir, struct pd_err *err)
 	return 0;
 }
 
-/* Take the exclusive build lock at path, waiting for another builder if need
- * be. Returns the lock fd (O_CLOEXEC; closing it releases the lock) or < 0
- * with err filled. */
-static int image_lock(const char *path, image_progress_fn progress, void *ctx,
-		      struct pd_err *err)
+int image_lock(const char *path, bool wait, const char *what, image_progress_fn progress,
+	       void *ctx, struct pd_err *err)
 {
-	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return pd_err_errno(err, "image", "cannot open the lock %s", path);
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno != EWOULDBLOCK)
-			return pd_err_errno(err, "image", "cannot lock %s", path);
-		image_report(progress, ctx,
-			     "I: waiting for another paddock to finish building the default image");
-		while (flock(fd, LOCK_EX) < 0)
-			if (errno != EINTR)
+	bool told = false;
+	for (;;) {
+		_cleanup_close_ int fd =
+			open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return pd_err_errno(err, "image", "cannot open the lock %s", path);
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			if (errno != EWOULDBLOCK)
 				return pd_err_errno(err, "image", "cannot lock %s", path);
+			if (!wait) {
+				pd_err_set(err, EWOULDBLOCK, "image", "%s is busy: another paddock "
+								      "is building it", what);
+				return -EWOULDBLOCK;
+			}
+			if (!told) {
+				char line[256];
+				snprintf(line, sizeof line,
+					 "I: waiting for another paddock to finish building %s", what);
+				image_report(progress, ctx, line);
+				told = true;
+			}
+			while (flock(fd, LOCK_EX) < 0)
+				if (errno != EINTR)
+					return pd_err_errno(err, "image", "cannot lock %s", path);
+		}
+		/* Whoever removes an image unlinks its lock with the lock held: a
+		 * lock on a file no longer at path protects nothing. */
+		struct stat held, now;
+		if (fstat(fd, &held) < 0)
+			return pd_err_errno(err, "image", "cannot stat the lock %s", path);
+		if (lstat(path, &now) == 0 && now.st_dev == held.st_dev && now.st_ino == held.st_ino)
+			return steal_fd(&fd);
 	}
-	return steal_fd(&fd);
 }
 
-static void image_paths_free(struct image_paths *p)
+void image_paths_free(struct image_paths *p)
 {
 	free(p->dir);
 	free(p->rootfs);
@@ -473,36 +460,31 @@ static void image_paths_free(struct image_paths *p)
 	free(p->lock);
 }
 
-/* Fill p from the state directory. Returns 0 or < 0 with err filled. */
-static int image_paths_init(struct image_paths *p, struct pd_err *err)
+int image_paths_init(struct image_paths *p, const char *name, struct pd_err *err)
 {
 	const char *state = image_state_dir();
-	if (asprintf(&p->dir, "%s/images/default", state) < 0)
+	if (asprintf(&p->dir, "%s/images/%s", state, name) < 0)
 		p->dir = NULL;
-	if (asprintf(&p->lock, "%s/images/default.lock", state) < 0)
+	if (asprintf(&p->lock, "%s/images/%s.lock", state, name) < 0)
 		p->lock = NULL;
 	if (p->dir) {
-		p->rootfs = path_join(p->dir, "rootfs");
-		p->marker = path_join(p->dir, "ok");
-		p->log = path_join(p->dir, "build.log");
+		p->rootfs = image_path_join(p->dir, "rootfs");
+		p->marker = image_path_join(p->dir, "ok");
+		p->log = image_path_join(p->dir, "build.log");
 	}
 	if (!p->dir || !p->lock || !p->rootfs || !p->marker || !p->log)
-		return pd_err_set(err, ENOMEM, "image", "locating the default image");
+		return pd_err_set(err, ENOMEM, "image", "locating image %s", name);
 	return 0;
 }
 
-/* Whether the default image is complete: the marker is written last. */
-static bool image_ready(const struct image_paths *p)
+bool image_ready(const struct image_paths *p)
 {
 	struct stat st;
 	return lstat(p->marker, &st) == 0 && S_ISREG(st.st_mode) && lstat(p->rootfs, &st) == 0 &&
 	       S_ISDIR(st.st_mode);
 }
 
-/* With the lock held: remove what an interrupted build left behind, i.e. the
- * .tmp-* entries, and a rootfs or a marker without the other. Returns 0 or < 0
- * with err filled. */
-static int image_clean_stale(const struct image_paths *p, struct pd_err *err)
+int image_clean_tmp(const struct image_paths *p, struct pd_err *err)
 {
 	_cleanup_closedir_ DIR *d = opendir(p->dir);
 	if (!d)
@@ -511,7 +493,7 @@ static int image_clean_stale(const struct image_paths *p, struct pd_err *err)
 	while ((errno = 0, e = readdir(d))) {
 		if (strncmp(e->d_name, ".tmp-", 5) != 0)
 			continue;
-		_cleanup_free_ char *path = path_join(p->dir, e->d_name);
+		_cleanup_free_ char *path = image_path_join(p->dir, e->d_name);
 		if (!path)
 			return pd_err_set(err, ENOMEM, "image", "cleaning %s", p->dir);
 		int r = image_remove_tree(path, err);
@@ -522,19 +504,26 @@ static int image_clean_stale(const struct image_paths *p, struct pd_err *err)
 	}
 	if (errno)
 		return pd_err_errno(err, "image", "cannot read %s", p->dir);
+	return 0;
+}
+
+int image_clean_stale(const struct image_paths *p, struct pd_err *err)
+{
+	int r = image_clean_tmp(p, err);
+	if (r < 0)
+		return r;
 	if (unlink(p->marker) < 0 && errno != ENOENT)
 		return pd_err_errno(err, "image", "cannot remove %s", p->marker);
 	return image_remove_tree(p->rootfs, err);
 }
 
-/* Full path of an executable found in IMAGE_PATH, malloc'd, or NULL. */
-static char *image_find_exe(const char *name)
+char *image_find_exe(const char *name)
 {
 	_cleanup_free_ char *path = strdup(IMAGE_PATH);
 	char *save = NULL;
 	for (char *dir = path ? strtok_r(path, ":", &save) : NULL; dir;
 	     dir = strtok_r(NULL, ":", &save)) {
-		char *exe = path_join(dir, name);
+		char *exe = image_path_join(dir, name);
 		struct stat st;
 		if (exe && stat(exe, &st) == 0 && S_ISREG(st.st_mode) && access(exe, X_OK) == 0)
 			return exe;
@@ -668,14 +657,15 @@ static pid_t image_spawn(const char *exe, char *const argv[], char *const envp[]
 	return pid;
 }
 
-/* One complete stderr line: to progress if it is an I:, W: or E: line, and
- * into the tail. */
+/* One complete output line: to progress if it is an I:, W: or E: line (any
+ * line with t->all_lines), and into the tail. */
 static void tail_line(struct image_tail *t, image_progress_fn progress, void *ctx)
 {
 	if (t->len > 0 && t->cur[t->len - 1] == '\r')
 		t->len--;
 	t->cur[t->len] = '\0';
-	if ((t->cur[0] == 'I' || t->cur[0] == 'W' || t->cur[0] == 'E') && t->cur[1] == ':')
+	if (t->all_lines ||
+	    ((t->cur[0] == 'I' || t->cur[0] == 'W' || t->cur[0] == 'E') && t->cur[1] == ':'))
 		image_report(progress, ctx, t->cur);
 	memcpy(t->lines[t->next], t->cur, t->len + 1);
 	t->next = (t->next + 1) % IMAGE_TAIL;
@@ -684,8 +674,8 @@ static void tail_line(struct image_tail *t, image_progress_fn progress, void *ct
 	t->len = 0;
 }
 
-/* Split a chunk of stderr into lines; a line longer than IMAGE_LINE_MAX is cut. */
-static void tail_feed(struct image_tail *t, const char *buf, size_t n, image_progress_fn progress,
+/* A line longer than IMAGE_LINE_MAX is cut. */
+void image_tail_feed(struct image_tail *t, const char *buf, size_t n, image_progress_fn progress,
 		      void *ctx)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -703,10 +693,26 @@ static void tail_feed(struct image_tail *t, const char *buf, size_t n, image_pro
 	}
 }
 
-/* The line that best says why the build failed: the first E: line of the
- * tail (mmdebstrap prints apt's own error before its generic "E: ... failed"
- * and "E: mmdebstrap failed to run"), else the last non-empty line. */
-static const char *tail_reason(const struct image_tail *t)
+void image_tail_flush(struct image_tail *t, image_progress_fn progress, void *ctx)
+{
+	if (t->len > 0 && !t->cut)
+		tail_line(t, progress, ctx);
+	t->len = 0;
+	t->cut = false;
+}
+
+const char *image_tail_line(const struct image_tail *t, size_t n, size_t i)
+{
+	if (n > t->count)
+		n = t->count;
+	if (i >= n)
+		return NULL;
+	return t->lines[(t->next + IMAGE_TAIL - n + i) % IMAGE_TAIL];
+}
+
+/* mmdebstrap prints apt's own error before its generic "E: ... failed" and
+ * "E: mmdebstrap failed to run": the first E: line says why. */
+const char *image_tail_reason(const struct image_tail *t)
 {
 	const char *last = NULL;
 	for (size_t i = 0; i < t->count; i++) {
@@ -719,8 +725,7 @@ static const char *tail_reason(const struct image_tail *t)
 	return last ? last : "no output";
 }
 
-/* Write all of buf to fd. Returns 0 or -1 with errno set. */
-static int write_all(int fd, const char *buf, size_t n)
+int image_write_all(int fd, const char *buf, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = write(fd, buf, n);
@@ -734,10 +739,7 @@ static int write_all(int fd, const char *buf, size_t n)
 	return 0;
 }
 
-/* Run exe to completion: stderr to progress, to the tail and to log_fd (best
- * effort). Returns its exit status (>= 0; 128 + signal if killed) or < 0 with
- * err filled. */
-static int image_run(const char *exe, char *const argv[], char *const envp[], int lock_fd,
+int image_run(const char *exe, char *const argv[], char *const envp[], int lock_fd,
 		     int log_fd, struct image_tail *tail, image_progress_fn progress, void *ctx,
 		     struct pd_err *err)
 {
@@ -754,12 +756,11 @@ static int image_run(const char *exe, char *const argv[], char *const envp[], in
 			continue;
 		if (n <= 0)
 			break;
-		if (log_ok && write_all(log_fd, buf, (size_t)n) < 0)
+		if (log_ok && image_write_all(log_fd, buf, (size_t)n) < 0)
 			log_ok = false;
-		tail_feed(tail, buf, (size_t)n, progress, ctx);
+		image_tail_feed(tail, buf, (size_t)n, progress, ctx);
 	}
-	if (tail->len > 0 && !tail->cut)
-		tail_line(tail, progress, ctx);
+	image_tail_flush(tail, progress, ctx);
 	close(out); /* a read error must not leave the build blocked on a full pipe */
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
@@ -768,35 +769,38 @@ static int image_run(const char *exe, char *const argv[], char *const envp[], in
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* Write the completion marker: a temp file renamed into place, then synced,
- * so it exists only once the tree it vouches for is on disk. Returns 0 or < 0
- * with err filled. */
-static int image_write_marker(const struct image_paths *p, struct pd_err *err)
+int image_write_file(const char *path, const char *text, size_t len, struct pd_err *err)
 {
-	static const char text[] = "paddock default image: Debian " IMAGE_SUITE
-				   " minbase + " IMAGE_INCLUDE
-				   ", mmdebstrap, SOURCE_DATE_EPOCH=" IMAGE_EPOCH "\n";
-	_cleanup_free_ char *tmp = path_join(p->dir, ".tmp-ok");
-	if (!tmp)
-		return pd_err_set(err, ENOMEM, "image", "writing %s", p->marker);
+	/* The temporary name starts with .tmp- so that a stale one is swept. */
+	_cleanup_free_ char *dir = strdup(path);
+	_cleanup_free_ char *tmp = NULL;
+	char *slash = dir ? strrchr(dir, '/') : NULL;
+	if (!slash)
+		return pd_err_set(err, ENOMEM, "image", "writing %s", path);
+	*slash = '\0';
+	if (asprintf(&tmp, "%s/.tmp-%s-%ld", dir, slash + 1, (long)getpid()) < 0)
+		return pd_err_set(err, ENOMEM, "image", "writing %s", path);
 	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
 				      0600);
-	if (fd < 0 || write_all(fd, text, sizeof text - 1) < 0 || fsync(fd) < 0 ||
-	    rename(tmp, p->marker) < 0)
-		return pd_err_errno(err, "image", "cannot write %s", p->marker);
-	_cleanup_close_ int dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || image_write_all(fd, text, len) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
+		int r = pd_err_errno(err, "image", "cannot write %s", path);
+		unlink(tmp);
+		return r;
+	}
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || fsync(dfd) < 0)
-		return pd_err_errno(err, "image", "cannot sync %s", p->dir);
+		return pd_err_errno(err, "image", "cannot sync %s", dir);
 	return 0;
 }
 
-/* Finish a successful build in dir: add /workspace, flush the tree to disk,
- * rename it into place and write the marker. Returns 0 or < 0 with err filled. */
-static int image_publish(const struct image_paths *p, const char *dir, struct pd_err *err)
+/* The marker is written last, through a synced temporary file, so it exists
+ * only once the tree it vouches for is on disk. */
+int image_publish(const struct image_paths *p, const char *dir, const char *marker_text,
+		  struct pd_err *err)
 {
-	_cleanup_free_ char *ws = path_join(dir, "workspace");
+	_cleanup_free_ char *ws = image_path_join(dir, "workspace");
 	if (!ws)
-		return pd_err_set(err, ENOMEM, "image", "finishing the default image");
+		return pd_err_set(err, ENOMEM, "image", "finishing image %s", p->dir);
 	struct stat st;
 	if (mkdir(ws, 0755) < 0 && (errno != EEXIST || lstat(ws, &st) < 0 || !S_ISDIR(st.st_mode)))
 		return pd_err_errno(err, "image", "cannot create %s", ws);
@@ -807,7 +811,7 @@ static int image_publish(const struct image_paths *p, const char *dir, struct pd
 		return pd_err_errno(err, "image", "cannot sync %s", dir);
 	if (rename(dir, p->rootfs) < 0)
 		return pd_err_errno(err, "image", "cannot rename %s to %s", dir, p->rootfs);
-	return image_write_marker(p, err);
+	return image_write_file(p->marker, marker_text, strlen(marker_text), err);
 }
 
 /* The error for a failed mmdebstrap run. Returns -EIO. */
@@ -816,11 +820,15 @@ static int image_build_failed(const struct image_paths *p, int status,
 {
 	pd_err_set(err, 0, "image",
 		   "building the default image with mmdebstrap failed (exit %d): %s", status,
-		   tail_reason(tail));
+		   image_tail_reason(tail));
 	pd_err_hint(err, "check that the Debian mirror is reachable; the full log is in %s",
 		    p->log);
 	return -EIO;
 }
+
+static const char default_marker[] = "paddock default image: Debian " IMAGE_SUITE
+				     " minbase + " IMAGE_INCLUDE
+				     ", mmdebstrap, SOURCE_DATE_EPOCH=" IMAGE_EPOCH "\n";
 
 /* Build the default image with the lock held (lock_fd) and nothing stale left.
  * Returns 0 or < 0 with err filled; a failed build leaves no tree behind. */
@@ -846,8 +854,8 @@ static int default_build(const struct image_paths *p, int lock_fd, image_progres
 	char name[64], tmpname[64];
 	snprintf(name, sizeof name, ".tmp-%ld", (long)getpid());
 	snprintf(tmpname, sizeof tmpname, ".tmp-%ld-tmpdir", (long)getpid());
-	_cleanup_free_ char *dir = path_join(p->dir, name);
-	_cleanup_free_ char *tmpdir = path_join(p->dir, tmpname);
+	_cleanup_free_ char *dir = image_path_join(p->dir, name);
+	_cleanup_free_ char *tmpdir = image_path_join(p->dir, tmpname);
 	_cleanup_free_ char *tmpenv = NULL;
 	if (!dir || !tmpdir || asprintf(&tmpenv, "TMPDIR=%s", tmpdir) < 0)
 		return pd_err_set(err, ENOMEM, "image", "building the default image");
@@ -882,7 +890,7 @@ static int default_build(const struct image_paths *p, int lock_fd, image_progres
 	image_remove_tree(tmpdir, &ignored);
 	int r = status;
 	if (status == 0)
-		r = image_publish(p, dir, err);
+		r = image_publish(p, dir, default_marker, err);
 	else if (status > 0)
 		r = image_build_failed(p, status, tail, err);
 	if (r < 0)
@@ -896,7 +904,7 @@ static int image_default_path(image_progress_fn progress, void *ctx, char **out,
 			      struct pd_err *err)
 {
 	__attribute__((cleanup(image_paths_free))) struct image_paths p = { 0 };
-	int r = image_paths_init(&p, err);
+	int r = image_paths_init(&p, "default", err);
 	if (r < 0)
 		return r;
 	if (!image_ready(&p)) {
@@ -906,7 +914,8 @@ static int image_default_path(image_progress_fn progress, void *ctx, char **out,
 		*strrchr(images, '/') = '\0';
 		if ((r = image_mkdir_p(images, err)) < 0)
 			return r;
-		_cleanup_close_ int lock = image_lock(p.lock, progress, ctx, err);
+		_cleanup_close_ int lock =
+			image_lock(p.lock, true, "the default image", progress, ctx, err);
 		if (lock < 0)
 			return lock;
 		/* Another paddock may have built it while we waited for the lock. */
