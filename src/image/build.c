@@ -410,14 +410,9 @@ static int step_failed(struct build *b, int status, bool first_error, struct pd_
  * with err filled. */
 static int build_base(struct build *b, const char *dir, const char *tmpdir, struct pd_err *err)
 {
-	_cleanup_free_ char *exe = image_find_exe("mmdebstrap");
-	if (!exe) {
-		pd_err_set(err, ENOENT, "image",
-			   "mmdebstrap, which builds images, is not installed");
-		return pd_err_hint(err, "apt-get install mmdebstrap");
-	}
+	_cleanup_free_ char *exe = NULL;
 	_cleanup_strv_ char **mirrors = NULL;
-	int n = image_mirrors("/etc/apt", &mirrors, err);
+	int n = image_mmdebstrap(&exe, &mirrors, "images", err);
 	if (n < 0)
 		return n;
 	_cleanup_free_ char *include = NULL, *tmpenv = NULL;

@@ -725,18 +725,35 @@ const char *image_tail_reason(const struct image_tail *t)
 	return last ? last : "no output";
 }
 
-int image_write_all(int fd, const char *buf, size_t n)
+int image_write_all(int fd, const void *buf, size_t n)
 {
+	const char *p = buf;
 	while (n > 0) {
-		ssize_t w = write(fd, buf, n);
+		ssize_t w = write(fd, p, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
 			return -1;
-		buf += w;
+		p += w;
 		n -= (size_t)w;
 	}
 	return 0;
+}
+
+int image_mmdebstrap(char **exe, char ***mirrors, const char *what, struct pd_err *err)
+{
+	*exe = image_find_exe("mmdebstrap");
+	if (!*exe) {
+		pd_err_set(err, ENOENT, "image", "mmdebstrap, which builds %s, is not installed",
+			   what);
+		return pd_err_hint(err, "apt-get install mmdebstrap");
+	}
+	int n = image_mirrors("/etc/apt", mirrors, err);
+	if (n < 0) {
+		free(*exe);
+		*exe = NULL;
+	}
+	return n;
 }
 
 int image_run(const char *exe, char *const argv[], char *const envp[], int lock_fd,
@@ -840,14 +857,9 @@ static int default_build(const struct image_paths *p, int lock_fd, image_progres
 		return pd_err_hint(err, "run paddock once as root to build it, "
 					"or pass an image directory");
 	}
-	_cleanup_free_ char *exe = image_find_exe("mmdebstrap");
-	if (!exe) {
-		pd_err_set(err, ENOENT, "image",
-			   "mmdebstrap, which builds the default image, is not installed");
-		return pd_err_hint(err, "apt-get install mmdebstrap");
-	}
+	_cleanup_free_ char *exe = NULL;
 	_cleanup_strv_ char **mirrors = NULL;
-	int n = image_mirrors("/etc/apt", &mirrors, err);
+	int n = image_mmdebstrap(&exe, &mirrors, "the default image", err);
 	if (n < 0)
 		return n;
 

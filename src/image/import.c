@@ -82,6 +82,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "image/internal.h"
 
 #define IMPORT_BUF             (64 * 1024)
 #define IMPORT_MAX_DEPTH       256   /* directory nesting in the tree (a path: as many dirs + 1) */
@@ -252,21 +253,6 @@ static const char *quote(const char *in, char out[IMPORT_QUOTE_MAX + 8])
 	}
 	out[n] = '\0';
 	return out;
-}
-
-static int write_all(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 static bool is_hex(const char *s, size_t len)
@@ -2011,7 +1997,7 @@ static int write_small(int dfd, const char *name, const char *text, struct pd_er
 {
 	_cleanup_close_ int fd =
 		openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0)
+	if (fd < 0 || image_write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0)
 		return pd_err_errno(err, "image", "cannot write %s", name);
 	return 0;
 }

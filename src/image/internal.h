@@ -89,7 +89,11 @@ const char *image_tail_reason(const struct image_tail *t);
 /* The i-th of the last n lines held (0 = oldest of them), or NULL. */
 const char *image_tail_line(const struct image_tail *t, size_t n, size_t i);
 /* Write all of buf to fd. Returns 0 or -1 with errno set. */
-int image_write_all(int fd, const char *buf, size_t n);
+int image_write_all(int fd, const void *buf, size_t n);
+/* Find mmdebstrap (error naming `what` it builds if missing) and read the
+ * mirror lines. Returns the number of mirrors, or < 0 with err filled and
+ * nothing allocated. */
+int image_mmdebstrap(char **exe, char ***mirrors, const char *what, struct pd_err *err);
 /* Write path through a synced temporary file renamed into place. Returns 0 or
  * < 0 with err filled. */
 int image_write_file(const char *path, const char *text, size_t len, struct pd_err *err);
