@@ -16,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "common/cleanup.h"
+#include "common/strv.h"
 #include "image/image.h"
 #include "spec/spec.h"
 #include "spec/yaml.h"
@@ -147,22 +148,6 @@ static void build_args_free(struct build_args *a)
 	pd_strvfreep(&a->agents);
 }
 
-/* Append a copy of s to the NULL-terminated vector *v. Returns 0 or -ENOMEM. */
-static int strv_add(char ***v, const char *s)
-{
-	size_t n = 0;
-	while (*v && (*v)[n])
-		n++;
-	char **nv = realloc(*v, (n + 2) * sizeof *nv);
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	if (!(nv[n] = strdup(s)))
-		return -ENOMEM;
-	nv[n + 1] = NULL;
-	return 0;
-}
-
 /* The error for an unknown option or a missing argument at argv[optind - 1]. */
 static int bad_option(const char *cmd, char **argv, struct pd_err *err)
 {
@@ -185,8 +170,8 @@ static int parse_build(int argc, char **argv, struct build_args *a, struct pd_er
 	while ((c = getopt_long(argc, argv, "qh", build_opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_BASE: a->base = optarg; break;
-		case OPT_PACKAGE: r = strv_add(&a->packages, optarg); break;
-		case OPT_AGENT: r = strv_add(&a->agents, optarg); break;
+		case OPT_PACKAGE: r = strv_push(&a->packages, optarg); break;
+		case OPT_AGENT: r = strv_push(&a->agents, optarg); break;
 		case OPT_RUN: a->run = optarg; break;
 		case OPT_NO_SPEC: a->no_spec = true; break;
 		case OPT_FORCE: a->force = true; break;
@@ -223,7 +208,7 @@ static int replace_strv(char ***dst, char **src)
 {
 	char **copy = NULL;
 	for (char **p = src; *p; p++)
-		if (strv_add(&copy, *p) < 0) {
+		if (strv_push(&copy, *p) < 0) {
 			pd_strvfreep(&copy);
 			return -ENOMEM;
 		}

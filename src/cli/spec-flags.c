@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "common/cleanup.h"
+#include "common/strv.h"
 #include "spec/spec.h"
 #include "spec/yaml.h"
 
@@ -47,22 +48,6 @@ static const struct option spec_opts[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
-
-static int strv_push(char ***v, const char *s)
-{
-	size_t n = 0;
-	if (*v)
-		while ((*v)[n])
-			n++;
-	char **nv = realloc(*v, (n + 2) * sizeof *nv);
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	if (!(nv[n] = strdup(s)))
-		return -ENOMEM;
-	nv[n + 1] = NULL;
-	return 0;
-}
 
 /* Set "NAME=VALUE", replacing an entry for the same name. */
 static int env_set(char ***v, const char *kv)

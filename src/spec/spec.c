@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/strv.h"
 
 void spec_init(struct spec *s)
 {
@@ -19,15 +20,6 @@ void spec_init(struct spec *s)
 	s->disk = PD_DEFAULT_DISK;
 	s->pids = PD_DEFAULT_PIDS;
 	s->uid_base = PD_DEFAULT_UID_BASE;
-}
-
-static void strv_free(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
 }
 
 void spec_free(struct spec *s)
