@@ -25,10 +25,15 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(BUILD)/paddock
+all: $(BUILD)/paddock $(BUILD)/paddock-import
 
+# --as-needed: paddock links only the libraries its own code uses (not
+# libarchive, which only paddock-import needs).
 $(BUILD)/paddock: $(CLI_OBJ) $(BUILD)/libpaddock.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libpaddock.a $(LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--as-needed -o $@ $(CLI_OBJ) $(BUILD)/libpaddock.a $(LIBS)
+
+$(BUILD)/paddock-import: $(BUILD)/src/libexec/paddock-import.o $(BUILD)/libpaddock.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(LIBS)
 
 $(BUILD)/libpaddock.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^

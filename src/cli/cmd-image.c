@@ -443,49 +443,23 @@ static int image_cmd_prune(int argc, char **argv)
 	return 0;
 }
 
+/* `image import` runs paddock-import from the directory of this executable
+ * (see src/libexec/paddock-import.c for why it is separate). */
 static int image_cmd_import(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "name", required_argument, NULL, 'n' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	struct pd_err err = { 0 };
-	const char *name = NULL;
-	bool quiet = false;
-	int c;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
-		if (c == 'n') {
-			name = optarg;
-		} else if (c == 'q') {
-			quiet = true;
-		} else if (c == 'h') {
-			image_usage(stdout);
-			return 0;
-		} else {
-			bad_option("import", argv, &err);
-			cli_error(&err);
-			return EXIT_PADDOCK;
-		}
-	}
-	if (optind + 1 != argc) {
-		cli_errorf("usage: paddock image import FILE [--name NAME]");
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 32);
+	if (n <= 0) {
+		cli_errorf("image import: cannot find paddock's own directory");
 		return EXIT_PADDOCK;
 	}
-	struct view v = { .live = !quiet && isatty(STDERR_FILENO), .all = true };
-	char *out = NULL;
-	int r = image_import(argv[optind], name, view_progress, &v, &out, &err);
-	view_clear(&v);
-	if (r < 0) {
-		cli_error(&err);
-		return EXIT_PADDOCK;
-	}
-	printf("%s\n", out);
-	free(out);
-	return 0;
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	strcpy(slash ? slash + 1 : self, "paddock-import");
+	argv[0] = self;
+	execv(self, argv);
+	cli_errorf("image import: cannot run %s: %s", self, strerror(errno));
+	return EXIT_PADDOCK;
 }
 
 int cmd_image(int argc, char **argv)

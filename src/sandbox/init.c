@@ -345,7 +345,14 @@ _Noreturn void sandbox_child(struct plan *plan)
 	/* 1. */
 	if (recv_setup(plan, fds, nfds, &err) < 0)
 		child_fail(sock, &err);
-	/* 2. */
+	/* 2. join the cgroups (v1; on v2 clone3 placed us already) */
+	for (size_t i = 0; i < plan->n_cg_tasks; i++) {
+		if (write(plan->cg_tasks[i], "0", 1) != 1) {
+			pd_err_errno(&err, "cgroup", "joining the sandbox's cgroup");
+			child_fail(sock, &err);
+		}
+		close(plan->cg_tasks[i]);
+	}
 	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 || setgroups(0, NULL) < 0) {
 		pd_err_errno(&err, "userns", "becoming root in the user namespace");
 		child_fail(sock, &err);

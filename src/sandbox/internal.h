@@ -29,6 +29,8 @@ struct plan {
 	size_t n_mounts;
 	struct sandbox_io io;
 	int sock;                 /* child's end of the control socket */
+	int cg_tasks[8];          /* v1: <leaf>/tasks, opened by the parent */
+	size_t n_cg_tasks;
 	int watch_fd;             /* write end of the watcher pipe (closed in child) */
 };
 

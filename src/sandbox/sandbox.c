@@ -242,8 +242,31 @@ static int open_source(const struct pd_mount *m, struct plan_mount *pm,
 	return 0;
 }
 
+/* v1 cgroups: open each leaf's `tasks` file for the child, which joins by
+ * writing "0" itself. A task moving itself does not take the threadgroup
+ * rwsem, so it avoids the RCU grace period (~10 ms here) that writing
+ * another pid to cgroup.procs costs; the permission check uses the
+ * credentials of whoever opened the file (us). */
+static int open_cgroup_tasks(struct plan *p, struct pd_cgroup *cg, struct pd_err *err)
+{
+	for (const char *const *path = pd_cgroup_paths(cg); path && *path; path++) {
+		if (p->n_cg_tasks >= ARRAY_SIZE(p->cg_tasks))
+			return pd_err_set(err, E2BIG, "cgroup", "too many cgroup hierarchies");
+		char f[PATH_MAX];
+		snprintf(f, sizeof f, "%s/tasks", *path);
+		int fd = open(f, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			return pd_err_errno(err, "cgroup", "opening %s", f);
+		p->cg_tasks[p->n_cg_tasks++] = fd;
+	}
+	return 0;
+}
+
 static void plan_free(struct plan *p)
 {
+	for (size_t i = 0; i < p->n_cg_tasks; i++)
+		close(p->cg_tasks[i]);
+	p->n_cg_tasks = 0;
 	for (size_t i = 0; i < p->n_mounts; i++) {
 		if (p->mounts[i].src_fd >= 0)
 			close(p->mounts[i].src_fd);
@@ -549,8 +572,6 @@ static int setup_child(struct sandbox *sb, const struct spec *s, int scratch, in
 	snprintf(path, sizeof path, "/proc/%d/gid_map", sb->pid);
 	if ((r = write_file_at(path, map, err)) < 0)
 		return r;
-	if (pd_cgroup_v2_fd(sb->cg) < 0 && (r = pd_cgroup_attach(sb->cg, sb->pid, err)) < 0)
-		return r;
 	snprintf(path, sizeof path, "/proc/%d/ns/user", sb->pid);
 	_cleanup_close_ int userns = open(path, O_RDONLY | O_CLOEXEC);
 	if (userns < 0)
@@ -710,6 +731,8 @@ int sandbox_start(const struct spec *s, const struct sandbox_io *io, struct sand
 	if (cgfd >= 0) {
 		ca.flags |= CLONE_INTO_CGROUP;
 		ca.cgroup = (uint64_t)cgfd;
+	} else if ((r = open_cgroup_tasks(&sb->plan, sb->cg, err)) < 0) {
+		goto fail;
 	}
 	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
 	if (pid < 0) {
@@ -723,6 +746,9 @@ int sandbox_start(const struct spec *s, const struct sandbox_io *io, struct sand
 		sandbox_child(&sb->plan); /* never returns */
 	}
 	sb->pid = pid;
+	for (size_t i = 0; i < sb->plan.n_cg_tasks; i++)
+		close(sb->plan.cg_tasks[i]);
+	sb->plan.n_cg_tasks = 0;
 	close(sp[1]);
 	sp[1] = -1;
 	sb->plan.sock = -1;
