@@ -190,7 +190,12 @@ int cmd_run(int argc, char **argv)
 	s.image = image;
 
 	/* The sandbox never gets the caller's terminal. */
-	struct sandbox_io io = { STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO };
+	struct sandbox_io io = { STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, 0, 0 };
+	struct winsize ws;
+	if (s.tty && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
+		io.rows = ws.ws_row;
+		io.cols = ws.ws_col;
+	}
 	int *iov[3] = { &io.in, &io.out, &io.err };
 	if (!s.tty)
 		for (int fd = 0; fd < 3; fd++) {

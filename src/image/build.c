@@ -551,7 +551,7 @@ static int build_sandboxed(struct build *b, const char *dir, const char *const a
 		spec_free(&s);
 		return r;
 	}
-	struct sandbox_io io = { nul, pfd[1], pfd[1] };
+	struct sandbox_io io = { .in = nul, .out = pfd[1], .err = pfd[1] };
 	struct sandbox *sb = NULL;
 	r = sandbox_start(&s, &io, &sb, err);
 	close(pfd[1]);

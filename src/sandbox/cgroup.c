@@ -303,6 +303,15 @@ int pd_cgroup_remove_paths(const char *const *paths)
 {
 	if (!paths)
 		return 0;
+	/* 0. the common case: the pid namespace is gone, the leaves are empty.
+	 * rmdir refuses (EBUSY) a cgroup with a process or a child in it, so
+	 * trying it first is safe and skips a freeze/kill/thaw of nothing. */
+	bool all_gone = true;
+	for (size_t i = 0; paths[i]; i++)
+		if (rmdir(paths[i]) < 0 && errno != ENOENT)
+			all_gone = false;
+	if (all_gone)
+		return 0;
 	int64_t deadline = now_ms() + CG_REMOVE_MS;
 	/* 1. kill everywhere first: on v1 the freezer leaf stops everything at once */
 	for (size_t i = 0; paths[i]; i++)

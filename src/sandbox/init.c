@@ -407,6 +407,11 @@ _Noreturn void sandbox_child(struct plan *plan)
 			pd_err_errno(&err, "terminal", "allocating a pty in the sandbox");
 			child_fail(sock, &err);
 		}
+		struct winsize ws = { .ws_row = plan->io.rows, .ws_col = plan->io.cols };
+		if (ws.ws_row && ws.ws_col && ioctl(master, TIOCSWINSZ, &ws) < 0) {
+			pd_err_errno(&err, "terminal", "setting the pty's size");
+			child_fail(sock, &err);
+		}
 	}
 	int ep[2];
 	if (pipe2(ep, O_CLOEXEC) < 0) {

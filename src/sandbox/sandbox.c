@@ -56,6 +56,7 @@ struct sandbox {
 	int sock;
 	int pty;
 	int watch_fd;   /* write end of the watcher's pipe */
+	int lower;      /* the image's detached mount, closed after READY */
 	pid_t watcher;
 	struct pd_cgroup *cg;
 	struct plan plan;
@@ -380,7 +381,11 @@ static int clone_idmapped(int src_fd, int userns_fd, unsigned attrs, const char 
 	return fd;
 }
 
-static int make_root(const struct spec *s, int scratch, int userns_fd, struct pd_err *err)
+/* The root: overlayfs over the idmapped image. *lower_out receives the
+ * detached lower mount, which the caller closes once the sandbox runs: its
+ * teardown waits for an RCU grace period, which need not delay the start. */
+static int make_root(const struct spec *s, int scratch, int userns_fd, int *lower_out,
+		     struct pd_err *err)
 {
 	_cleanup_close_ int img = open(s->image, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (img < 0)
@@ -400,6 +405,8 @@ static int make_root(const struct spec *s, int scratch, int userns_fd, struct pd
 	int fd = mount_fs_new("overlay", opts, MOUNT_ATTR_NODEV, err);
 	if (fd < 0)
 		pd_err_prefix(err, "root filesystem");
+	else
+		*lower_out = steal_fd(&lower);
 	return fd;
 }
 
@@ -531,6 +538,9 @@ static pid_t start_watcher(struct pd_cgroup *cg, int *wfd_out, struct pd_err *er
 		signal(SIGINT, SIG_IGN);
 		signal(SIGHUP, SIG_IGN);
 		signal(SIGTERM, SIG_IGN);
+		/* Collect cgroups left by paddocks killed earlier: here, in
+		 * parallel with the sandbox's start, not on its critical path. */
+		pd_cgroup_gc();
 		char c = 0;
 		ssize_t n;
 		do
@@ -584,7 +594,7 @@ static int setup_child(struct sandbox *sb, const struct spec *s, int scratch, in
 	for (size_t i = 0; i < n; i++)
 		fds[i] = -1;
 	fds[FD_MASKFS] = maskfs;
-	r = fds[FD_ROOT] = make_root(s, scratch, userns, err);
+	r = fds[FD_ROOT] = make_root(s, scratch, userns, &sb->lower, err);
 	for (size_t i = 0; r >= 0 && i < sb->plan.n_mounts; i++) {
 		struct plan_mount *pm = &sb->plan.mounts[i];
 		/* The source's owner becomes root inside, so the owner's files are
@@ -680,7 +690,7 @@ int sandbox_start(const struct spec *s, const struct sandbox_io *io, struct sand
 	if (!sb)
 		return pd_err_set(err, ENOMEM, "sandbox", "out of memory");
 	sb->pid = -1;
-	sb->pidfd = sb->sock = sb->pty = sb->watch_fd = -1;
+	sb->pidfd = sb->sock = sb->pty = sb->watch_fd = sb->lower = -1;
 	sb->watcher = -1;
 	sb->plan.spec = s;
 	sb->plan.io = *io;
@@ -706,7 +716,6 @@ int sandbox_start(const struct spec *s, const struct sandbox_io *io, struct sand
 	char name[64];
 	make_name(name, sizeof name);
 	struct pd_limits lim = { .memory = s->memory, .pids = s->pids, .cpus_milli = s->cpus_milli };
-	pd_cgroup_gc();
 	if ((r = pd_cgroup_create(name, &lim, &sb->cg, err)) < 0)
 		goto fail;
 	if ((r = sb->watcher = start_watcher(sb->cg, &sb->watch_fd, err)) < 0)
@@ -759,6 +768,8 @@ int sandbox_start(const struct spec *s, const struct sandbox_io *io, struct sand
 	if ((r = wait_ready(sb, s, err)) < 0)
 		goto fail;
 	plan_free(&sb->plan);
+	if (sb->lower >= 0)
+		close(steal_fd(&sb->lower));
 	*out = sb;
 	return 0;
 fail:
@@ -846,6 +857,8 @@ void sandbox_free(struct sandbox *sb)
 		close(sb->sock);
 	if (sb->pidfd >= 0)
 		close(sb->pidfd);
+	if (sb->lower >= 0)
+		close(sb->lower);
 	pd_cgroup_destroy(sb->cg);
 	if (sb->watch_fd >= 0) {
 		(void)!write(sb->watch_fd, "d", 1);

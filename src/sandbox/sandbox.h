@@ -15,6 +15,9 @@
  * that the sandbox never holds the caller's tty). */
 struct sandbox_io {
 	int in, out, err;
+	/* spec->tty: the pty's size from the start (0: leave it unset), set
+	 * before the command runs so that it never sees a 0x0 terminal. */
+	unsigned short rows, cols;
 };
 
 struct sandbox;
