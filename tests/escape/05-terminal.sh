@@ -10,12 +10,13 @@ cd "$(dirname "$0")/../.." || exit 1
 command -v script >/dev/null || { echo "1..0 # SKIP script(1) is not installed"; exit 0; }
 
 # in_term CMD...: run CMD under a fresh terminal; prints CMD's output, then
-# "[rc=N]" (CMD's exit status), then CLEAN or INJECTED:<char>. (script(1)
-# sends a NUL at the end of its stdin; the pty echoes it as "^@": dropped.)
+# "[rc=N]" (CMD's exit status), then CLEAN or INJECTED:<char>
+# (tests/lib/term-injected.sh). (script(1) sends a NUL at the end of its
+# stdin; the pty echoes it as "^@": dropped.)
 in_term() {
 	local cmd
 	cmd=$(printf '%q ' "$@")
-	timeout 60 script -qec "$cmd; echo \"[rc=\$?]\"; bash -c 'if read -t 1 -n 1 c; then echo INJECTED:\$c; else echo CLEAN; fi'" \
+	timeout 60 script -qec "$cmd; echo \"[rc=\$?]\"; bash tests/lib/term-injected.sh" \
 		/dev/null </dev/null 2>&1 | tr -d '\r\000' | sed 's/^\^@//'
 }
 # term_attempt DESC WANT TTYFLAGS PROBE-ARGS...: the probe, in a sandbox run
