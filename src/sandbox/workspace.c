@@ -737,6 +737,35 @@ static int populate_git(struct ws *ws, const char *top, const char *gitdir, cons
 
 /* Copy the directory open at `sfd` into the one at `dfd` (both taken over);
  * ws->rel holds the relpath (`rlen` bytes). */
+/* The next entry of dir (not "." or ".."), appended to ws->rel after its
+ * first rlen bytes. Returns 1 with *de and *off (where the name starts in
+ * ws->rel), 0 at the end, or a negative errno with err filled. */
+static int next_entry(struct ws *ws, DIR *dir, size_t rlen, struct dirent **de, size_t *off)
+{
+	for (;;) {
+		ws->rel[rlen] = '\0';
+		errno = 0;
+		struct dirent *e = readdir(dir);
+		if (!e) {
+			if (errno)
+				return pd_err_errno(ws->err, WS_LAYER, "cannot read '%s'",
+						    rlen ? ws->rel : ".");
+			return 0;
+		}
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		size_t nlen = strlen(e->d_name), o = rlen + (rlen ? 1 : 0);
+		if (o + nlen + 1 > WS_REL_MAX)
+			return ws_fail(ws, -ENAMETOOLONG, NULL, "workspace path too long");
+		if (rlen)
+			ws->rel[rlen] = '/';
+		memcpy(ws->rel + o, e->d_name, nlen + 1);
+		*de = e;
+		*off = o;
+		return 1;
+	}
+}
+
 static int copy_tree(struct ws *ws, int sfd, int dfd, size_t rlen, unsigned depth)
 {
 	_cleanup_close_ int sowned = sfd, d = dfd;
@@ -745,27 +774,15 @@ static int copy_tree(struct ws *ws, int sfd, int dfd, size_t rlen, unsigned dept
 		return pd_err_errno(ws->err, WS_LAYER, "cannot read '%s'", rlen ? ws->rel : ".");
 	sowned = -1;
 	for (;;) {
-		ws->rel[rlen] = '\0';
-		errno = 0;
-		struct dirent *de = readdir(dir);
-		if (!de) {
-			if (errno)
-				return pd_err_errno(ws->err, WS_LAYER, "cannot read '%s'",
-						    rlen ? ws->rel : ".");
-			return 0;
-		}
-		const char *name = de->d_name;
-		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-			continue;
-		int r = budget_entry(ws);
-		if (r < 0)
+		struct dirent *de;
+		size_t off;
+		int r = next_entry(ws, dir, rlen, &de, &off);
+		if (r <= 0)
 			return r;
-		size_t nlen = strlen(name), off = rlen + (rlen ? 1 : 0);
-		if (off + nlen + 1 > WS_REL_MAX)
-			return budget_fail(ws, "a path that is too long");
-		if (rlen)
-			ws->rel[rlen] = '/';
-		memcpy(ws->rel + off, name, nlen + 1);
+		const char *name = de->d_name;
+		size_t nlen = strlen(name);
+		if ((r = budget_entry(ws)) < 0)
+			return r;
 		if (deny_match(ws->rel, ws->unmask))
 			continue;
 
@@ -821,24 +838,13 @@ static int chown_tree(struct ws *ws, int fd, uid_t uid, gid_t gid, size_t rlen, 
 		return pd_err_errno(ws->err, WS_LAYER, "cannot read '%s'", rlen ? ws->rel : ".");
 	owned = -1;
 	for (;;) {
-		ws->rel[rlen] = '\0';
-		errno = 0;
-		struct dirent *de = readdir(dir);
-		if (!de) {
-			if (errno)
-				return pd_err_errno(ws->err, WS_LAYER, "cannot read '%s'",
-						    rlen ? ws->rel : ".");
-			return 0;
-		}
+		struct dirent *de;
+		size_t off;
+		int r = next_entry(ws, dir, rlen, &de, &off);
+		if (r <= 0)
+			return r;
 		const char *name = de->d_name;
-		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-			continue;
-		size_t nlen = strlen(name), off = rlen + (rlen ? 1 : 0);
-		if (off + nlen + 1 > WS_REL_MAX)
-			return ws_fail(ws, -ENAMETOOLONG, NULL, "workspace path too long");
-		if (rlen)
-			ws->rel[rlen] = '/';
-		memcpy(ws->rel + off, name, nlen + 1);
+		size_t nlen = strlen(name);
 		if (fchownat(dirfd(dir), name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 			return pd_err_errno(ws->err, WS_LAYER, "cannot chown '%s'", ws->rel);
 		unsigned char type = de->d_type;
@@ -856,8 +862,7 @@ static int chown_tree(struct ws *ws, int fd, uid_t uid, gid_t gid, size_t rlen, 
 		int c = openat(dirfd(dir), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (c < 0)
 			return pd_err_errno(ws->err, WS_LAYER, "cannot open '%s'", ws->rel);
-		int r = chown_tree(ws, c, uid, gid, off + nlen, depth + 1);
-		if (r < 0)
+		if ((r = chown_tree(ws, c, uid, gid, off + nlen, depth + 1)) < 0)
 			return r;
 	}
 }
