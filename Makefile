@@ -4,7 +4,8 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libseccomp yaml-0.1 jansson libarchive libcrypto
+PKGS    := libseccomp yaml-0.1 jansson libarchive libcrypto libevent libevent_openssl libssl \
+           sqlite3 libnftables
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wformat=2 -Wswitch-enum \
            -Wno-unused-parameter
@@ -18,14 +19,22 @@ LDFLAGS ?=
 override LDFLAGS += -pie -Wl,-z,relro,-z,now
 LIBS    := $(shell pkg-config --libs $(PKGS))
 
-LIB_SRC := $(sort $(wildcard src/common/*.c src/spec/*.c src/sandbox/*.c src/image/*.c src/review/*.c))
+# Every src/<dir>/*.c goes into libpaddock.a except the files holding a main():
+# src/daemon/main.c (paddockd) and src/egress/main.c (paddock-egress).
+LIB_SRC := $(sort $(filter-out src/daemon/main.c src/egress/main.c,\
+             $(wildcard src/common/*.c src/spec/*.c src/sandbox/*.c src/image/*.c \
+                        src/review/*.c src/daemon/*.c src/egress/*.c)))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(BUILD)/paddock $(BUILD)/paddock-import
+BINS := $(BUILD)/paddock $(BUILD)/paddock-import \
+        $(if $(wildcard src/daemon/main.c),$(BUILD)/paddockd) \
+        $(if $(wildcard src/egress/main.c),$(BUILD)/paddock-egress)
+
+all: $(BINS)
 
 # --as-needed: paddock links only the libraries its own code uses (not
 # libarchive, which only paddock-import needs).
@@ -33,6 +42,12 @@ $(BUILD)/paddock: $(CLI_OBJ) $(BUILD)/libpaddock.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--as-needed -o $@ $(CLI_OBJ) $(BUILD)/libpaddock.a $(LIBS)
 
 $(BUILD)/paddock-import: $(BUILD)/src/libexec/paddock-import.o $(BUILD)/libpaddock.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(LIBS)
+
+$(BUILD)/paddockd: $(BUILD)/src/daemon/main.o $(BUILD)/libpaddock.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(LIBS)
+
+$(BUILD)/paddock-egress: $(BUILD)/src/egress/main.o $(BUILD)/libpaddock.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(LIBS)
 
 $(BUILD)/libpaddock.a: $(LIB_OBJ)
@@ -81,4 +96,4 @@ clean:
 	rm -rf build build-asan
 
 .PHONY: all unit test asan clean fuzz
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(wildcard $(BUILD)/src/daemon/main.d $(BUILD)/src/egress/main.d)

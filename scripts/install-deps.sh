@@ -7,10 +7,11 @@ set -eu
 packages="
 	build-essential pkg-config
 	libseccomp-dev libcmocka-dev libyaml-dev libjansson-dev libevent-dev
-	libssl-dev libsqlite3-dev libcap-dev libarchive-dev
+	libssl-dev libsqlite3-dev libcap-dev libarchive-dev libnftables-dev
 	clang libclang-rt-14-dev
 	git bubblewrap mmdebstrap busybox-static hyperfine
 	iproute2 nftables uidmap python3 util-linux
+	tinyproxy squid curl
 "
 
 if [ "$(id -u)" -ne 0 ]; then
