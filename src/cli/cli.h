@@ -22,6 +22,20 @@ struct cli_command {
 int cmd_run(int argc, char **argv);
 int cmd_spec(int argc, char **argv);
 int cmd_image(int argc, char **argv);
+/* cmd-sandbox.c: named sandboxes, through paddockd */
+int cmd_up(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
+int cmd_sessions(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_down(int argc, char **argv);
+int cmd_events(int argc, char **argv);
+int cmd_daemon_status(int argc, char **argv);
 
 /* spec-flags.c: the spec a command line describes. */
 enum cli_spec_mode {

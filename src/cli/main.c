@@ -10,6 +10,19 @@ static const struct cli_command commands[] = {
 	{ "run", cmd_run, "run a command in a fresh, disposable sandbox" },
 	{ "spec", cmd_spec, "print the effective spec (paddock.yaml + flags + defaults)" },
 	{ "image", cmd_image, "build, list and remove images (paddock image --help)" },
+	{ "up", cmd_up, "create and start a named, persistent sandbox" },
+	{ "exec", cmd_exec, "run a command in a named sandbox (-d: detached)" },
+	{ "attach", cmd_attach, "a shell in a named sandbox, or re-attach to a session" },
+	{ "sessions", cmd_sessions, "list a sandbox's sessions" },
+	{ "ls", cmd_ls, "list named sandboxes" },
+	{ "logs", cmd_logs, "setup output and session exits of a sandbox (-f follows)" },
+	{ "diff", cmd_diff, "what changed in /workspace since the sandbox was created" },
+	{ "pull", cmd_pull, "bring the sandbox's work in as branch paddock/NAME" },
+	{ "stop", cmd_stop, "stop a sandbox's processes; its files stay" },
+	{ "start", cmd_start, "start a stopped sandbox again" },
+	{ "down", cmd_down, "destroy a sandbox: nothing of it remains" },
+	{ "events", cmd_events, "the audit log (--sandbox NAME, --json)" },
+	{ "daemon-status", cmd_daemon_status, "paddockd's counters (for tests and debugging)" },
 };
 
 void cli_error(const struct pd_err *err)

@@ -14,11 +14,12 @@
  *     the bytes fetched;
  *   - `git fetch` from a bundle does not fsck the objects in git 2.39 (the
  *     fsck options are ignored for bundles), so the pack is first indexed
- *     with `index-pack --strict` into a quarantine object directory that
- *     borrows the owner's objects, and discarded: a bad object never reaches
- *     the owner's repository;
+ *     with `index-pack --strict` into a private bare repository that borrows
+ *     the owner's objects (objects/info/alternates), and discarded: a bad
+ *     object never reaches the owner's repository. A diff needs nothing
+ *     more: it runs in that private repository, and the owner's is only read;
  *   - git runs through common/gitrun (fixed env, no hooks, no fsmonitor),
- *     always in the owner's repository, never in the sandbox's. */
+ *     in the owner's repository or the private one, never in the sandbox's. */
 #include "review/review.h"
 
 #include <errno.h>
@@ -491,30 +492,96 @@ int review_bundle_check(const char *bundle_path, const struct review_limits *lim
 	return 0;
 }
 
-/* ---- fetching -------------------------------------------------------------- */
+/* ---- the export script ------------------------------------------------------ */
 
-/* A fetch in progress. The private directory `tmp` is root's, mode 0710
- * with the repository owner's group: in it `bundle`, the checked copy (root's,
- * 0440: the owner's git reads it, nobody can change it), and `objects`, the
- * quarantine, which belongs to the owner (their git writes it). */
-struct fetch {
+/* The text review.h documents, run inside the sandbox. */
+static const char export_script[] =
+	"# paddock export (see review.h): the work in the current directory, the top\n"
+	"# of a git work tree, as a git bundle on stdout, relative to the commit \"$1\".\n"
+	"set -fu\n"
+	"unset IFS GIT_DIR GIT_WORK_TREE GIT_COMMON_DIR GIT_INDEX_FILE GIT_OBJECT_DIRECTORY \\\n"
+	"\tGIT_ALTERNATE_OBJECT_DIRECTORIES GIT_NAMESPACE GIT_CONFIG GIT_CONFIG_PARAMETERS \\\n"
+	"\tGIT_CONFIG_COUNT GIT_CEILING_DIRECTORIES GIT_DISCOVERY_ACROSS_FILESYSTEM\n"
+	"export LC_ALL=C GIT_TERMINAL_PROMPT=0 GIT_NO_REPLACE_OBJECTS=1\n"
+	"G='-c core.hooksPath=/dev/null -c core.fsmonitor=false -c safe.directory=*\n"
+	"   -c gc.auto=0 -c maintenance.auto=false -c commit.gpgSign=false\n"
+	"   -c user.name=paddock -c user.email=paddock@localhost'\n"
+	"die() { code=$1; shift; echo \"paddock export: $*\" >&2; exit \"$code\"; }\n"
+	"base=${1-}\n"
+	"case $base in\n"
+	"'' | *[!0-9a-f]*) die 2 \"bad base commit '$base'\" ;;\n"
+	"esac\n"
+	"[ ${#base} -eq 40 ] || [ ${#base} -eq 64 ] || die 2 \"bad base commit '$base'\"\n"
+	"top=$(git $G rev-parse --show-toplevel 2>/dev/null) && [ \"$top\" = \"$(pwd -P)\" ] ||\n"
+	"\tdie 4 \"$(pwd) is not the top of a git work tree\"\n"
+	"git $G cat-file -e \"$base^{commit}\" 2>/dev/null ||\n"
+	"\tdie 5 \"base commit $base is not in the repository\"\n"
+	"head=$(git $G rev-parse -q --verify 'HEAD^{commit}') || die 1 \"HEAD is not a commit\"\n"
+	"# The uncommitted work, through a copy of the index: the agent's index,\n"
+	"# HEAD and branch stay as they are.\n"
+	"idx=$(git $G rev-parse --path-format=absolute --git-path paddock-export.index) &&\n"
+	"\tcur=$(git $G rev-parse --path-format=absolute --git-path index) ||\n"
+	"\tdie 1 \"no git directory\"\n"
+	"trap 'rm -f \"$idx\"' EXIT\n"
+	"trap 'exit 1' HUP INT TERM\n"
+	"rm -f \"$idx\"\n"
+	"export GIT_INDEX_FILE=\"$idx\"\n"
+	"if [ -f \"$cur\" ]; then cp \"$cur\" \"$idx\"; else git $G read-tree \"$head\"; fi ||\n"
+	"\tdie 1 \"cannot copy the index\"\n"
+	"git $G add -A >/dev/null && tree=$(git $G write-tree) ||\n"
+	"\tdie 1 \"cannot record the work tree\"\n"
+	"rm -f \"$idx\"\n"
+	"unset GIT_INDEX_FILE\n"
+	"tip=$head\n"
+	"if [ \"$tree\" != \"$(git $G rev-parse \"$head^{tree}\")\" ]; then\n"
+	"\ttip=$(git $G commit-tree -m 'paddock: uncommitted work' -p \"$head\" \"$tree\" "
+	"</dev/null) ||\n"
+	"\t\tdie 1 \"cannot commit the uncommitted work\"\n"
+	"fi\n"
+	"git $G merge-base --is-ancestor \"$tip\" \"$base\"\n"
+	"case $? in\n"
+	"0) die 3 \"nothing to export: no work since $base\" ;;\n"
+	"1) ;;\n"
+	"*) die 1 \"cannot compare with the base commit\" ;;\n"
+	"esac\n"
+	"git $G update-ref --no-deref -m 'paddock export' refs/heads/paddock-export \"$tip\" &&\n"
+	"\tgit $G bundle create -q - refs/heads/paddock-export \"^$base\" ||\n"
+	"\tdie 1 \"git bundle create failed\"\n";
+
+const char *review_export_script(void)
+{
+	return export_script;
+}
+
+/* ---- the private repository ------------------------------------------------ */
+
+/* A review in progress: a fetch or a diff. The private directory `tmp` is
+ * root's, mode 0710 with the repository owner's group. In it `bundle`, the
+ * checked copy (root's, 0440: the owner's git reads it, nobody can change
+ * it), and `repo`, a bare repository made here (no hooks, no config of the
+ * owner's or the sandbox's) that belongs to the owner, whose
+ * objects/info/alternates borrows the owner's objects: the bundle's pack is
+ * indexed there with --strict, so it is a quarantine for a fetch and the
+ * whole repository of a diff, and goes when the directory goes. */
+struct gate {
 	struct gitrun g;
 	char tmp[sizeof RV_TMP_TEMPLATE]; /* private directory, "" until made */
 	int tmp_fd;
-	char bundle[sizeof RV_TMP_TEMPLATE + 16];  /* tmp/bundle: the copy */
-	char objects[sizeof RV_TMP_TEMPLATE + 16]; /* tmp/objects: the quarantine */
-	char *top;                                 /* the owner's work tree */
-	char *odb;                                 /* its object directory */
-	char *ceiling;                             /* GIT_CEILING_DIRECTORIES=... */
-	const char *env[5];                        /* g.env_extra */
+	char bundle[sizeof RV_TMP_TEMPLATE + 16];     /* tmp/bundle: the copy */
+	char gitdir_env[sizeof RV_TMP_TEMPLATE + 24]; /* GIT_DIR=tmp/repo */
+	char *top;                                    /* the owner's work tree */
+	char *odb;                                    /* its object directory */
+	char *ceiling;                                /* GIT_CEILING_DIRECTORIES=... */
+	const char *env[4]; /* g.env_extra: committer, committer email, GIT_DIR or NULL */
 	enum review_hash hash;
-	char ref[sizeof "refs/heads/" REVIEW_BRANCH_PREFIX + REVIEW_NAME_MAX];
+	char ref[sizeof "refs/heads/" REVIEW_BRANCH_PREFIX + REVIEW_NAME_MAX]; /* fetch only */
 	struct pd_err *err;
 };
 
 /* Remove everything below the directory open at `dfd` (taken over), never
- * following a symlink: the quarantine is written by the repository's owner,
- * who must not be able to point root's removal somewhere else. */
+ * following a symlink: the private repository is written by the
+ * repository's owner, who must not be able to point root's removal
+ * somewhere else. */
 static void rm_below(int dfd, unsigned depth)
 {
 	DIR *d = fdopendir(dfd);
@@ -538,7 +605,7 @@ static void rm_below(int dfd, unsigned depth)
 	closedir(d);
 }
 
-static void fetch_release(struct fetch *f)
+static void gate_release(struct gate *f)
 {
 	gitrun_release(&f->g);
 	if (f->tmp_fd >= 0) {
@@ -550,15 +617,48 @@ static void fetch_release(struct fetch *f)
 	free(f->ceiling);
 }
 
-/* Run git in the owner's repository; see gitrun_ok. */
-static int f_git(struct fetch *f, const char *const *args, unsigned flags, struct git_res *res)
+/* Run git in the owner's repository (priv false) or in the private one
+ * (priv true), as gitrun_run, or as gitrun_ok when `ok`. */
+static int gate_git(struct gate *f, bool priv, bool ok, const char *const *args, unsigned flags,
+		    struct git_res *res)
 {
-	return gitrun_ok(&f->g, f->top, args, flags, res);
+	f->env[2] = priv ? f->gitdir_env : NULL;
+	const char *dir = priv ? NULL : f->top;
+	int r = ok ? gitrun_ok(&f->g, dir, args, flags, res)
+		   : gitrun_run(&f->g, dir, args, flags, res);
+	f->env[2] = NULL;
+	return r;
+}
+
+/* gitrun_ok in the owner's repository. */
+static int f_git(struct gate *f, const char *const *args, unsigned flags, struct git_res *res)
+{
+	return gate_git(f, false, true, args, flags, res);
+}
+
+/* gitrun_ok in the private repository. */
+static int p_git(struct gate *f, const char *const *args, unsigned flags, struct git_res *res)
+{
+	return gate_git(f, true, true, args, flags, res);
+}
+
+/* write(2) all of buf. Returns 0 or -1 with errno set. */
+static int write_all(int fd, const void *buf, size_t len)
+{
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, (const char *)buf + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		off += (size_t)w;
+	}
+	return 0;
 }
 
 /* The first line of git's output as an object name of this repository's
  * format into out (REVIEW_OID_MAX + 1 bytes). */
-static int take_oid(struct fetch *f, const struct git_res *res, char *out, const char *what)
+static int take_oid(struct gate *f, const struct git_res *res, char *out, const char *what)
 {
 	size_t hexlen = hash_hexlen(f->hash);
 	if (!res->out || res->len < hexlen + 1 || !oid_ok(res->out, res->len, hexlen) ||
@@ -572,7 +672,7 @@ static int take_oid(struct fetch *f, const struct git_res *res, char *out, const
 /* Find the owner's repository: repo_dir must be the top of its work tree.
  * Discovery cannot climb above it (GIT_CEILING_DIRECTORIES) and only it is
  * trusted as safe.directory. Learns the object directory and format. */
-static int open_repo(struct fetch *f, const char *repo_dir)
+static int open_repo(struct gate *f, const char *repo_dir)
 {
 	_cleanup_free_ char *real = realpath(repo_dir, NULL);
 	if (!real)
@@ -652,35 +752,9 @@ static int open_repo(struct fetch *f, const char *repo_dir)
 	return 0;
 }
 
-/* The owner's HEAD must not be the branch we write. 1 when HEAD is a branch
- * (its refname in head, `len` bytes), 0 when detached, or a negative errno. */
-static int head_branch(struct fetch *f, char *head, size_t len)
-{
-	_cleanup_git_res_ struct git_res res = { 0 };
-	int r = gitrun_run(&f->g, f->top,
-			   (const char *const[]){ "symbolic-ref", "-q", "HEAD", NULL },
-			   GITRUN_CAPTURE, &res);
-	if (r < 0)
-		return r;
-	head[0] = '\0';
-	if (res.status != 0 || !res.out)
-		return 0;
-	size_t n = strcspn(res.out, "\n");
-	if (n == 0 || n >= len)
-		return 0;
-	memcpy(head, res.out, n);
-	head[n] = '\0';
-	if (strcmp(head, f->ref) == 0)
-		return rv_fail(f->err, -EBUSY, "switch the repository to another branch first",
-			       "refs/heads/%s is the current branch of '%s'; refusing to fetch "
-			       "into it",
-			       f->ref + strlen("refs/heads/"), f->top);
-	return 1;
-}
-
 /* Copy the bundle into the private directory (O_NOFOLLOW, at most
  * max_bytes) and return an fd on the copy. */
-static int copy_bundle(struct fetch *f, const char *path, uint64_t max)
+static int copy_bundle(struct gate *f, const char *path, uint64_t max)
 {
 	struct stat st;
 	_cleanup_close_ int in = bundle_open(path, &st, f->err);
@@ -707,15 +781,8 @@ static int copy_bundle(struct fetch *f, const char *path, uint64_t max)
 		if ((uint64_t)k > max - total)
 			return too_big(f->err, path, max);
 		total += (uint64_t)k;
-		for (ssize_t off = 0; off < k;) {
-			ssize_t w = write(out, buf + off, (size_t)(k - off));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0)
-				return pd_err_errno(f->err, RV_LAYER, "cannot write '%s'",
-						    f->bundle);
-			off += w;
-		}
+		if (write_all(out, buf, (size_t)k) < 0)
+			return pd_err_errno(f->err, RV_LAYER, "cannot write '%s'", f->bundle);
 	}
 	gid_t gid = f->g.gid == (gid_t)-1 ? 0 : f->g.gid;
 	if (fchown(out, 0, gid) < 0 || fchmod(out, 0440) < 0)
@@ -727,75 +794,81 @@ static int copy_bundle(struct fetch *f, const char *path, uint64_t max)
 	return ro;
 }
 
-/* An entry of GIT_ALTERNATE_OBJECT_DIRECTORIES: as is, or C-quoted when it
- * has a ':' (the separator) or starts with '"'. */
-static char *alt_entry(const char *path)
+/* The private repository tmp/repo, made by root below the private directory
+ * (which only root can write, so the multi-component paths below cannot be
+ * redirected), then given to the owner from the leaves up: every chown's
+ * parent is still root's when it happens. */
+static int private_repo(struct gate *f)
 {
-	char *s = NULL;
-	if (!strchr(path, ':') && path[0] != '"')
-		return asprintf(&s, "GIT_ALTERNATE_OBJECT_DIRECTORIES=%s", path) < 0 ? NULL : s;
-	size_t len = 0;
-	FILE *m = open_memstream(&s, &len);
-	if (!m)
-		return NULL;
-	fputs("GIT_ALTERNATE_OBJECT_DIRECTORIES=\"", m);
-	for (const char *c = path; *c; c++) {
-		if (*c == '\\' || *c == '"')
-			fputc('\\', m);
-		fputc(*c, m);
+	static const char *const dirs[] = { "repo", "repo/refs", "repo/objects",
+					     "repo/objects/pack", "repo/objects/info" };
+	static const char *const chown_order[] = {
+		"repo/objects/info/alternates", "repo/objects/info", "repo/objects/pack",
+		"repo/objects", "repo/refs", "repo/config", "repo/HEAD", "repo",
+	};
+	const char *config =
+		f->hash == REVIEW_HASH_SHA256
+			? "[core]\n\trepositoryformatversion = 1\n\tbare = true\n"
+			  "\tlogAllRefUpdates = false\n[extensions]\n\tobjectFormat = sha256\n"
+			: "[core]\n\trepositoryformatversion = 0\n\tbare = true\n"
+			  "\tlogAllRefUpdates = false\n";
+	_cleanup_free_ char *alt = NULL;
+	if (asprintf(&alt, "%s\n", f->odb) < 0) {
+		alt = NULL;
+		return pd_err_set(f->err, ENOMEM, RV_LAYER, "private repository");
 	}
-	fputc('"', m);
-	if (fclose(m) != 0) {
-		free(s);
-		return NULL;
+	const struct {
+		const char *path, *text;
+	} files[] = {
+		{ "repo/HEAD", "ref: refs/heads/main\n" },
+		{ "repo/config", config },
+		{ "repo/objects/info/alternates", alt },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+		if (mkdirat(f->tmp_fd, dirs[i], 0755) < 0)
+			return pd_err_errno(f->err, RV_LAYER, "cannot create '%s/%s'", f->tmp,
+					    dirs[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		_cleanup_close_ int fd =
+			openat(f->tmp_fd, files[i].path,
+			       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd < 0 || write_all(fd, files[i].text, strlen(files[i].text)) < 0)
+			return pd_err_errno(f->err, RV_LAYER, "cannot write '%s/%s'", f->tmp,
+					    files[i].path);
 	}
-	return s;
+	if (f->g.uid != (uid_t)-1)
+		for (size_t i = 0; i < ARRAY_SIZE(chown_order); i++)
+			if (fchownat(f->tmp_fd, chown_order[i], f->g.uid, f->g.gid,
+				     AT_SYMLINK_NOFOLLOW) < 0)
+				return pd_err_errno(f->err, RV_LAYER, "cannot chown '%s/%s'",
+						    f->tmp, chown_order[i]);
+	snprintf(f->gitdir_env, sizeof f->gitdir_env, "GIT_DIR=%s/repo", f->tmp);
+	return 0;
 }
 
 /* Index the pack (stdin from the copy at the pack) with --strict into the
- * quarantine, which borrows the owner's objects: every object is fsck'ed,
- * every link must resolve, thin deltas complete from the owner's objects.
- * Then the tip must be a commit. The quarantine is thrown away after. */
-static int quarantine_check(struct fetch *f, int bundle_fd, const struct review_bundle_info *info)
+ * private repository, which borrows the owner's objects: every object is
+ * fsck'ed, every link must resolve, thin deltas complete from the owner's
+ * objects (what `git bundle unbundle` does, plus the checks). Then the tip
+ * must be a commit. */
+static int index_bundle(struct gate *f, int bundle_fd, const struct review_bundle_info *info)
 {
-	/* objects/pack first, then objects: the owner gets a directory only
-	 * once root is done in it, and nothing is changed by path. */
-	if (mkdirat(f->tmp_fd, "objects", 0700) < 0)
-		return pd_err_errno(f->err, RV_LAYER, "cannot create the quarantine");
-	_cleanup_close_ int ofd =
-		openat(f->tmp_fd, "objects", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (ofd < 0 || mkdirat(ofd, "pack", 0700) < 0)
-		return pd_err_errno(f->err, RV_LAYER, "cannot create the quarantine");
-	if (f->g.uid != (uid_t)-1 &&
-	    (fchownat(ofd, "pack", f->g.uid, f->g.gid, AT_SYMLINK_NOFOLLOW) < 0 ||
-	     fchown(ofd, f->g.uid, f->g.gid) < 0))
-		return pd_err_errno(f->err, RV_LAYER, "cannot chown the quarantine");
-	_cleanup_free_ char *odb_env = NULL, *alt_env = alt_entry(f->odb);
-	if (asprintf(&odb_env, "GIT_OBJECT_DIRECTORY=%s", f->objects) < 0)
-		odb_env = NULL;
-	if (!odb_env || !alt_env)
-		return pd_err_set(f->err, ENOMEM, RV_LAYER, "quarantine");
 	if (lseek(bundle_fd, (off_t)info->pack_offset, SEEK_SET) < 0)
 		return pd_err_errno(f->err, RV_LAYER, "cannot seek in the bundle");
-
-	f->env[2] = odb_env;
-	f->env[3] = alt_env;
 	f->g.in_fd = bundle_fd;
 	_cleanup_git_res_ struct git_res res = { 0 };
-	int r = f_git(f, (const char *const[]){ "index-pack", "--stdin", "--fix-thin", "--strict",
+	int r = p_git(f, (const char *const[]){ "index-pack", "--stdin", "--fix-thin", "--strict",
 						NULL },
 		      GITRUN_CAPTURE, &res);
 	f->g.in_fd = -1;
 	if (r < 0) {
-		f->env[2] = NULL;
 		pd_err_hint(f->err, "the bundle holds a corrupt or unsafe object; nothing "
 				    "was fetched");
 		pd_err_prefix(f->err, "bundle refused by fsck");
 		return r;
 	}
-	r = f_git(f, (const char *const[]){ "cat-file", "-t", info->tip, NULL }, GITRUN_CAPTURE,
+	r = p_git(f, (const char *const[]){ "cat-file", "-t", info->tip, NULL }, GITRUN_CAPTURE,
 		  &res);
-	f->env[2] = NULL;
 	if (r < 0)
 		return r;
 	if (!res.out || strcmp(res.out, "commit\n") != 0)
@@ -804,31 +877,108 @@ static int quarantine_check(struct fetch *f, int bundle_fd, const struct review_
 	return 0;
 }
 
-/* The base the summary compares against, into s->base ("" for none), and
- * what to show in the review command (a branch name or the base) into
- * shown. `given` is the caller's base or "". */
-static int resolve_base(struct fetch *f, const char *given, const char *head_ref,
+/* Find git and the owner's repository, resolve the limits (in the
+ * repository's object format) and check the syntax of `given`, a base ("" for
+ * none). */
+static int gate_open(struct gate *f, const char *repo_dir, const struct review_limits *lim_in,
+		     const char *given, struct review_limits *lim)
+{
+	limits_resolve(lim_in, lim);
+	int r;
+	if ((r = gitrun_find(&f->g, "install git on the host")) < 0 ||
+	    (r = open_repo(f, repo_dir)) < 0)
+		return r;
+	lim->hash = f->hash;
+	if (given[0] && (strlen(given) != hash_hexlen(f->hash) ||
+			 !oid_ok(given, strlen(given), hash_hexlen(f->hash))))
+		return rv_fail(f->err, -EINVAL, NULL, "base '%s' is not a full %s object name",
+			       given, hash_name(f->hash));
+	return 0;
+}
+
+/* Steps 2-4 of review_bundle_fetch, shared with review_bundle_diff: the
+ * private directory, the checked copy (its info into *info), the
+ * prerequisites, the pack indexed strictly into the private repository. */
+static int gate_stage(struct gate *f, const char *bundle_path, const struct review_limits *lim,
+		      struct review_bundle_info *info)
+{
+	int r;
+	/* 2. A private copy, checked. */
+	memcpy(f->tmp, RV_TMP_TEMPLATE, sizeof RV_TMP_TEMPLATE);
+	if (!mkdtemp(f->tmp))
+		return pd_err_errno(f->err, RV_LAYER, "cannot create a private directory");
+	f->tmp_fd = open(f->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (f->tmp_fd < 0) {
+		r = pd_err_errno(f->err, RV_LAYER, "cannot open '%s'", f->tmp);
+		rmdir(f->tmp);
+		return r;
+	}
+	if (fchown(f->tmp_fd, 0, f->g.gid == (gid_t)-1 ? 0 : f->g.gid) < 0 ||
+	    fchmod(f->tmp_fd, 0710) < 0)
+		return pd_err_errno(f->err, RV_LAYER, "cannot chown '%s'", f->tmp);
+	snprintf(f->bundle, sizeof f->bundle, "%s/bundle", f->tmp);
+	_cleanup_close_ int fd = copy_bundle(f, bundle_path, lim->max_bytes);
+	if (fd < 0)
+		return fd;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return pd_err_errno(f->err, RV_LAYER, "cannot stat '%s'", f->bundle);
+	if ((r = check_fd(fd, (uint64_t)st.st_size, bundle_path, lim, info, f->err)) < 0)
+		return r;
+
+	/* 3. The prerequisites are among the owner's objects. */
+	if ((r = private_repo(f)) < 0)
+		return r;
+	_cleanup_git_res_ struct git_res res = { 0 };
+	r = p_git(f, (const char *const[]){ "bundle", "verify", f->bundle, NULL }, 0, &res);
+	if (r < 0) {
+		pd_err_hint(f->err, "the commit the sandbox started from must be in this "
+				    "repository");
+		return r;
+	}
+
+	/* 4. fsck in the private repository. */
+	return index_bundle(f, fd, info);
+}
+
+/* ---- the summary ------------------------------------------------------------- */
+
+/* `given` (a full object name, or "" for none) as a commit the repository
+ * (priv: the private one) has, into out ("" for none). */
+static int base_commit(struct gate *f, bool priv, const char *given, char *out)
+{
+	out[0] = '\0';
+	if (!given[0])
+		return 0;
+	_cleanup_git_res_ struct git_res res = { 0 };
+	char spec[REVIEW_OID_MAX + 16];
+	snprintf(spec, sizeof spec, "%s^{commit}", given);
+	int r = gate_git(f, priv, false,
+			 (const char *const[]){ "rev-parse", "-q", "--verify", spec, NULL },
+			 GITRUN_CAPTURE, &res);
+	if (r < 0)
+		return r;
+	if (res.status != 0)
+		return rv_fail(f->err, -ENOENT, NULL, "base %s is not a commit of the repository",
+			       given);
+	return take_oid(f, &res, out, "the base");
+}
+
+/* The base the summary of a fetch compares against, into s->base ("" for
+ * none), and what to show in the review command (a branch name or the base)
+ * into shown. `given` is the caller's base or "". */
+static int resolve_base(struct gate *f, const char *given, const char *head_ref,
 			struct review_summary *s, char *shown, size_t shown_len)
 {
 	_cleanup_git_res_ struct git_res res = { 0 };
 	int r;
-	s->base[0] = '\0';
 	if (given[0]) {
-		char spec[REVIEW_OID_MAX + 16];
-		snprintf(spec, sizeof spec, "%s^{commit}", given);
-		r = gitrun_run(&f->g, f->top,
-			       (const char *const[]){ "rev-parse", "-q", "--verify", spec, NULL },
-			       GITRUN_CAPTURE, &res);
-		if (r < 0)
-			return r;
-		if (res.status != 0)
-			return rv_fail(f->err, -ENOENT, NULL,
-				       "base %s is not a commit of the repository", given);
-		if ((r = take_oid(f, &res, s->base, "the base")) < 0)
+		if ((r = base_commit(f, false, given, s->base)) < 0)
 			return r;
 		snprintf(shown, shown_len, "%s", s->base);
 		return 0;
 	}
+	s->base[0] = '\0';
 	r = gitrun_run(&f->g, f->top,
 		       (const char *const[]){ "rev-parse", "-q", "--verify", "HEAD^{commit}",
 					      NULL },
@@ -866,7 +1016,7 @@ static int resolve_base(struct fetch *f, const char *given, const char *head_ref
 
 /* Parse `git diff --shortstat`: " 3 files changed, 10 insertions(+), 2
  * deletions(-)" (parts absent when zero; empty output when no change). */
-static int parse_shortstat(struct fetch *f, const char *t, struct review_summary *s)
+static int parse_shortstat(struct gate *f, const char *t, struct review_summary *s)
 {
 	s->files_changed = s->insertions = s->deletions = 0;
 	while (t && *t) {
@@ -892,23 +1042,20 @@ static int parse_shortstat(struct fetch *f, const char *t, struct review_summary
 	return 0;
 }
 
-/* Commits, files, insertions and deletions of base..ref, and the review
- * command. */
-static int summarize(struct fetch *f, const char *given, const char *head_ref,
-		     struct review_summary *s)
+/* Commits in s->base..tip (all of tip's history when s->base is ""), and the
+ * files, insertions and deletions between them, from the repository `priv`
+ * says. */
+static int count_work(struct gate *f, bool priv, const char *tip, struct review_summary *s)
 {
-	char shown[256] = "", range[REVIEW_OID_MAX + sizeof f->ref + 4];
-	int r = resolve_base(f, given, head_ref, s, shown, sizeof shown);
-	if (r < 0)
-		return r;
+	char range[REVIEW_OID_MAX + sizeof f->ref + 4];
 	if (s->base[0])
-		snprintf(range, sizeof range, "%s..%s", s->base, f->ref);
+		snprintf(range, sizeof range, "%s..%s", s->base, tip);
 	else
-		snprintf(range, sizeof range, "%s", f->ref);
-
+		snprintf(range, sizeof range, "%s", tip);
 	_cleanup_git_res_ struct git_res res = { 0 };
-	r = f_git(f, (const char *const[]){ "rev-list", "--count", range, "--", NULL },
-		  GITRUN_CAPTURE, &res);
+	int r = gate_git(f, priv, true,
+			 (const char *const[]){ "rev-list", "--count", range, "--", NULL },
+			 GITRUN_CAPTURE, &res);
 	if (r < 0)
 		return r;
 	char *end;
@@ -917,13 +1064,24 @@ static int summarize(struct fetch *f, const char *given, const char *head_ref,
 		return rv_fail(f->err, -EIO, NULL, "unexpected output from git rev-list");
 
 	const char *from = s->base[0] ? s->base : empty_tree[f->hash];
-	r = f_git(f,
-		  (const char *const[]){ "diff", "--shortstat", "--no-ext-diff", "--no-textconv",
-					 "--no-renames", from, f->ref, "--", NULL },
-		  GITRUN_CAPTURE, &res);
-	if (r < 0 || (r = parse_shortstat(f, res.out, s)) < 0)
+	r = gate_git(f, priv, true,
+		     (const char *const[]){ "diff", "--shortstat", "--no-ext-diff", "--no-textconv",
+					    "--no-renames", from, tip, "--", NULL },
+		     GITRUN_CAPTURE, &res);
+	if (r < 0)
 		return r;
+	return parse_shortstat(f, res.out, s);
+}
 
+/* Commits, files, insertions and deletions of base..ref, and the review
+ * command. */
+static int summarize(struct gate *f, const char *given, const char *head_ref,
+		     struct review_summary *s)
+{
+	char shown[256] = "";
+	int r = resolve_base(f, given, head_ref, s, shown, sizeof shown);
+	if (r < 0 || (r = count_work(f, false, f->ref, s)) < 0)
+		return r;
 	const char *branch = f->ref + strlen("refs/heads/");
 	snprintf(s->branch, sizeof s->branch, "%s", branch);
 	if (shown[0])
@@ -934,71 +1092,60 @@ static int summarize(struct fetch *f, const char *given, const char *head_ref,
 	return 0;
 }
 
+/* ---- fetching ------------------------------------------------------------------ */
+
+/* The owner's HEAD must not be the branch we write. 1 when HEAD is a branch
+ * (its refname in head, `len` bytes), 0 when detached, or a negative errno. */
+static int head_branch(struct gate *f, char *head, size_t len)
+{
+	_cleanup_git_res_ struct git_res res = { 0 };
+	int r = gitrun_run(&f->g, f->top,
+			   (const char *const[]){ "symbolic-ref", "-q", "HEAD", NULL },
+			   GITRUN_CAPTURE, &res);
+	if (r < 0)
+		return r;
+	head[0] = '\0';
+	if (res.status != 0 || !res.out)
+		return 0;
+	size_t n = strcspn(res.out, "\n");
+	if (n == 0 || n >= len)
+		return 0;
+	memcpy(head, res.out, n);
+	head[n] = '\0';
+	if (strcmp(head, f->ref) == 0)
+		return rv_fail(f->err, -EBUSY, "switch the repository to another branch first",
+			       "refs/heads/%s is the current branch of '%s'; refusing to fetch "
+			       "into it",
+			       f->ref + strlen("refs/heads/"), f->top);
+	return 1;
+}
+
 /* The steps of review_bundle_fetch after the arguments are checked. */
-static int fetch_run(struct fetch *f, const char *repo_dir, const char *bundle_path,
+static int fetch_run(struct gate *f, const char *repo_dir, const char *bundle_path,
 		     const struct review_limits *lim_in, const char *given,
 		     struct review_summary *s)
 {
 	struct review_limits lim;
-	limits_resolve(lim_in, &lim);
 	int r;
-	if ((r = gitrun_find(&f->g, "install git on the host")) < 0 ||
-	    (r = open_repo(f, repo_dir)) < 0)
+	if ((r = gate_open(f, repo_dir, lim_in, given, &lim)) < 0)
 		return r;
-	lim.hash = f->hash;
-	if (given[0] && (strlen(given) != hash_hexlen(f->hash) ||
-			 !oid_ok(given, strlen(given), hash_hexlen(f->hash))))
-		return rv_fail(f->err, -EINVAL, NULL, "base '%s' is not a full %s object name",
-			       given, hash_name(f->hash));
 
 	/* 1. Never the current branch (git fetch also refuses, less clearly). */
 	char head_ref[512];
 	if ((r = head_branch(f, head_ref, sizeof head_ref)) < 0)
 		return r;
 
-	/* 2. A private copy, checked. */
-	memcpy(f->tmp, RV_TMP_TEMPLATE, sizeof RV_TMP_TEMPLATE);
-	if (!mkdtemp(f->tmp))
-		return pd_err_errno(f->err, RV_LAYER, "cannot create a private directory");
-	f->tmp_fd = open(f->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (f->tmp_fd < 0) {
-		r = pd_err_errno(f->err, RV_LAYER, "cannot open '%s'", f->tmp);
-		rmdir(f->tmp);
-		return r;
-	}
-	if (fchown(f->tmp_fd, 0, f->g.gid == (gid_t)-1 ? 0 : f->g.gid) < 0 ||
-	    fchmod(f->tmp_fd, 0710) < 0)
-		return pd_err_errno(f->err, RV_LAYER, "cannot chown '%s'", f->tmp);
-	snprintf(f->bundle, sizeof f->bundle, "%s/bundle", f->tmp);
-	snprintf(f->objects, sizeof f->objects, "%s/objects", f->tmp);
-	_cleanup_close_ int fd = copy_bundle(f, bundle_path, lim.max_bytes);
-	if (fd < 0)
-		return fd;
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return pd_err_errno(f->err, RV_LAYER, "cannot stat '%s'", f->bundle);
+	/* 2-4. The checked copy, its prerequisites, fsck. */
 	_cleanup_free_ struct review_bundle_info *info = malloc(sizeof *info);
 	if (!info)
 		return pd_err_set(f->err, ENOMEM, RV_LAYER, "bundle info");
-	if ((r = check_fd(fd, (uint64_t)st.st_size, bundle_path, &lim, info, f->err)) < 0)
-		return r;
-
-	/* 3. The prerequisites are in the owner's repository. */
-	_cleanup_git_res_ struct git_res res = { 0 };
-	r = f_git(f, (const char *const[]){ "bundle", "verify", f->bundle, NULL }, 0, &res);
-	if (r < 0) {
-		pd_err_hint(f->err, "the commit the sandbox started from must be in this "
-				    "repository");
-		return r;
-	}
-
-	/* 4. fsck in quarantine. */
-	if ((r = quarantine_check(f, fd, info)) < 0)
+	if ((r = gate_stage(f, bundle_path, &lim, info)) < 0)
 		return r;
 
 	/* 5. The fetch, into refs/heads/paddock/<name> only. */
 	char refspec[sizeof REVIEW_EXPORT_REF + sizeof f->ref + 2];
 	snprintf(refspec, sizeof refspec, "+" REVIEW_EXPORT_REF ":%s", f->ref);
+	_cleanup_git_res_ struct git_res res = { 0 };
 	r = f_git(f,
 		  (const char *const[]){ "-c", "transfer.fsckObjects=true", "-c",
 					 "fetch.fsckObjects=true", "-c",
@@ -1039,7 +1186,7 @@ int review_bundle_fetch(const char *repo_dir, const char *bundle_path, const cha
 		return rv_fail(err, -EINVAL, NULL, "base is not terminated");
 	memcpy(given, out->base, sizeof given);
 
-	__attribute__((cleanup(fetch_release))) struct fetch f = { .tmp_fd = -1, .err = err };
+	__attribute__((cleanup(gate_release))) struct gate f = { .tmp_fd = -1, .err = err };
 	gitrun_init(&f.g, RV_LAYER, err);
 	snprintf(f.ref, sizeof f.ref, "refs/heads/" REVIEW_BRANCH_PREFIX "%s", name);
 	_cleanup_free_ struct review_summary *s = calloc(1, sizeof *s);
@@ -1049,5 +1196,71 @@ int review_bundle_fetch(const char *repo_dir, const char *bundle_path, const cha
 	if (r < 0)
 		return r;
 	*out = *s;
+	return 0;
+}
+
+/* ---- diffing ------------------------------------------------------------------- */
+
+/* The steps of review_bundle_diff after the arguments are checked. */
+static int diff_run(struct gate *f, const char *repo_dir, const char *bundle_path,
+		    const struct review_limits *lim_in, const char *given, int out_fd,
+		    bool stat_only, struct review_summary *s)
+{
+	struct review_limits lim;
+	int r;
+	if ((r = gate_open(f, repo_dir, lim_in, given, &lim)) < 0)
+		return r;
+	_cleanup_free_ struct review_bundle_info *info = malloc(sizeof *info);
+	if (!info)
+		return pd_err_set(f->err, ENOMEM, RV_LAYER, "bundle info");
+	if ((r = gate_stage(f, bundle_path, &lim, info)) < 0)
+		return r;
+
+	/* The summary, from the private repository alone. */
+	memcpy(s->tip, info->tip, sizeof s->tip);
+	if ((r = base_commit(f, true, given, s->base)) < 0 ||
+	    (r = count_work(f, true, info->tip, s)) < 0)
+		return r;
+	if (out_fd < 0)
+		return 0;
+
+	/* The diff: no driver, no textconv, no color; attributes come from
+	 * nowhere (a bare repository with an unborn HEAD, GIT_ATTR_NOSYSTEM), so
+	 * the bundle's .gitattributes cannot hide a change as binary. */
+	const char *from = s->base[0] ? s->base : empty_tree[f->hash];
+	_cleanup_git_res_ struct git_res res = { 0 };
+	r = p_git(f,
+		  (const char *const[]){ "diff", stat_only ? "--stat" : "--patch-with-stat",
+					 "--no-color", "--no-ext-diff", "--no-textconv",
+					 "--no-renames", from, info->tip, "--", NULL },
+		  GITRUN_CAPTURE, &res);
+	if (r == -E2BIG)
+		pd_err_hint(f->err, "ask for the statistics only, or pull the work and review "
+				    "it with git log -p");
+	if (r < 0)
+		return r;
+	if (res.len && write_all(out_fd, res.out, res.len) < 0)
+		return pd_err_errno(f->err, RV_LAYER, "cannot write the diff");
+	return 0;
+}
+
+int review_bundle_diff(const char *repo_dir, const char *bundle_path, const char *base,
+		       const struct review_limits *lim, int out_fd, bool stat_only,
+		       struct review_summary *out, struct pd_err *err)
+{
+	if (!repo_dir || !bundle_path)
+		return pd_err_set(err, EINVAL, RV_LAYER, "review_bundle_diff: bad arguments");
+	const char *given = base ? base : "";
+
+	__attribute__((cleanup(gate_release))) struct gate f = { .tmp_fd = -1, .err = err };
+	gitrun_init(&f.g, RV_LAYER, err);
+	_cleanup_free_ struct review_summary *s = calloc(1, sizeof *s);
+	if (!s)
+		return pd_err_set(err, ENOMEM, RV_LAYER, "summary");
+	int r = diff_run(&f, repo_dir, bundle_path, lim, given, out_fd, stat_only, s);
+	if (r < 0)
+		return r;
+	if (out)
+		*out = *s;
 	return 0;
 }

@@ -7,30 +7,85 @@
  * repository fetches it into refs/heads/paddock/<name> (review_bundle_fetch):
  * never into the current branch, never pushed anywhere.
  *
- * Producing the bundle, inside the sandbox (run by the daemon as the
- * sandbox's root, cwd /workspace; <base> is the commit the workspace was
- * created from, i.e. HEAD of the clone right after workspace_populate):
+ * Producing the bundle, inside the sandbox: review_export_script() is this
+ * POSIX sh script, run by the daemon as the sandbox's root with cwd
+ * /workspace as `sh -c "$script" sh <base>`, <base> the full object name of
+ * the commit the workspace was created from (HEAD of the clone right after
+ * workspace_populate). The bundle goes to stdout, which the daemon captures
+ * into a host file it owns, with a size limit (never a path in the
+ * sandbox's tree); messages go to stderr:
  *
- *   G="git -c core.hooksPath=/dev/null -c core.fsmonitor=false"
- *   $G add -A
- *   $G -c user.name=paddock -c user.email=paddock@localhost \
- *      -c commit.gpgSign=false commit -q --no-verify \
- *      -m "paddock: uncommitted work" || true
- *   $G update-ref refs/heads/paddock-export HEAD
- *   $G bundle create /tmp/paddock.bundle refs/heads/paddock-export ^<base>
+ *   # paddock export (see review.h): the work in the current directory, the top
+ *   # of a git work tree, as a git bundle on stdout, relative to the commit "$1".
+ *   set -fu
+ *   unset IFS GIT_DIR GIT_WORK_TREE GIT_COMMON_DIR GIT_INDEX_FILE GIT_OBJECT_DIRECTORY \
+ *   	GIT_ALTERNATE_OBJECT_DIRECTORIES GIT_NAMESPACE GIT_CONFIG GIT_CONFIG_PARAMETERS \
+ *   	GIT_CONFIG_COUNT GIT_CEILING_DIRECTORIES GIT_DISCOVERY_ACROSS_FILESYSTEM
+ *   export LC_ALL=C GIT_TERMINAL_PROMPT=0 GIT_NO_REPLACE_OBJECTS=1
+ *   G='-c core.hooksPath=/dev/null -c core.fsmonitor=false -c safe.directory=*
+ *      -c gc.auto=0 -c maintenance.auto=false -c commit.gpgSign=false
+ *      -c user.name=paddock -c user.email=paddock@localhost'
+ *   die() { code=$1; shift; echo "paddock export: $*" >&2; exit "$code"; }
+ *   base=${1-}
+ *   case $base in
+ *   '' | *[!0-9a-f]*) die 2 "bad base commit '$base'" ;;
+ *   esac
+ *   [ ${#base} -eq 40 ] || [ ${#base} -eq 64 ] || die 2 "bad base commit '$base'"
+ *   top=$(git $G rev-parse --show-toplevel 2>/dev/null) && [ "$top" = "$(pwd -P)" ] ||
+ *   	die 4 "$(pwd) is not the top of a git work tree"
+ *   git $G cat-file -e "$base^{commit}" 2>/dev/null ||
+ *   	die 5 "base commit $base is not in the repository"
+ *   head=$(git $G rev-parse -q --verify 'HEAD^{commit}') || die 1 "HEAD is not a commit"
+ *   # The uncommitted work, through a copy of the index: the agent's index,
+ *   # HEAD and branch stay as they are.
+ *   idx=$(git $G rev-parse --path-format=absolute --git-path paddock-export.index) &&
+ *   	cur=$(git $G rev-parse --path-format=absolute --git-path index) ||
+ *   	die 1 "no git directory"
+ *   trap 'rm -f "$idx"' EXIT
+ *   trap 'exit 1' HUP INT TERM
+ *   rm -f "$idx"
+ *   export GIT_INDEX_FILE="$idx"
+ *   if [ -f "$cur" ]; then cp "$cur" "$idx"; else git $G read-tree "$head"; fi ||
+ *   	die 1 "cannot copy the index"
+ *   git $G add -A >/dev/null && tree=$(git $G write-tree) ||
+ *   	die 1 "cannot record the work tree"
+ *   rm -f "$idx"
+ *   unset GIT_INDEX_FILE
+ *   tip=$head
+ *   if [ "$tree" != "$(git $G rev-parse "$head^{tree}")" ]; then
+ *   	tip=$(git $G commit-tree -m 'paddock: uncommitted work' -p "$head" "$tree" </dev/null) ||
+ *   		die 1 "cannot commit the uncommitted work"
+ *   fi
+ *   git $G merge-base --is-ancestor "$tip" "$base"
+ *   case $? in
+ *   0) die 3 "nothing to export: no work since $base" ;;
+ *   1) ;;
+ *   *) die 1 "cannot compare with the base commit" ;;
+ *   esac
+ *   git $G update-ref --no-deref -m 'paddock export' refs/heads/paddock-export "$tip" &&
+ *   	git $G bundle create -q - refs/heads/paddock-export "^$base" ||
+ *   	die 1 "git bundle create failed"
  *
- * The commit records uncommitted work (it fails harmlessly when there is
- * none). `^<base>` makes the bundle thin: the owner's repository already has
- * <base>, which the bundle names as its prerequisite. `git bundle create`
- * exits non-zero with "Refusing to create empty bundle" when HEAD is still
- * <base>: nothing to pull. The hardening options only keep the agent's
- * hooks from sabotaging the export; running them would be harmless (they
- * run inside the sandbox), and the host trusts none of the result anyway.
+ * Exit status (enum review_export_status): 0 the bundle is on stdout; 1 a
+ * git step failed; 2 bad base argument; 3 nothing to export (HEAD plus the
+ * uncommitted work is the base or an ancestor of it; stdout is empty); 4 the
+ * cwd is not the top of a git work tree; 5 the base commit is not in the
+ * repository (history rewritten and pruned). The script above is
+ * review_export_script() to the byte, less the " *   " in front of each
+ * line (test_review checks it).
  *
- * The daemon then copies /tmp/paddock.bundle out of the sandbox to a host
- * path in a directory the sandbox cannot write (e.g. by reading it through
- * an fd, not by a path into the sandbox's tree) and calls
- * review_bundle_fetch with that path. */
+ * Uncommitted work (changed, new and deleted files; ignored files are left
+ * out) becomes one commit on top of HEAD made through a copy of the index:
+ * the agent's index, HEAD and branches are not changed, only the ref
+ * refs/heads/paddock-export (and objects) are written. `^<base>` makes the
+ * bundle thin: the owner's repository already has <base>, which the bundle
+ * names as its prerequisite. The hardening options only keep the agent's
+ * hooks and fsmonitor from running or sabotaging the export; the agent's
+ * filter drivers still run on `git add` (inside the sandbox, harmless), and
+ * the host trusts none of the result anyway.
+ *
+ * The daemon then calls review_bundle_diff (paddock diff) or
+ * review_bundle_fetch (paddock pull) with the captured file's path. */
 #ifndef PADDOCK_REVIEW_H
 #define PADDOCK_REVIEW_H
 
@@ -77,7 +132,8 @@ struct review_bundle_info {
 	uint64_t size;         /* bytes of the whole bundle */
 };
 
-/* What a fetch brought. `base` is also an input, see review_bundle_fetch. */
+/* What a fetch brought, or a diff shows. `base` is also an input of
+ * review_bundle_fetch. */
 struct review_summary {
 	char base[REVIEW_OID_MAX + 1]; /* the commit compared against; "" if none */
 	char tip[REVIEW_OID_MAX + 1];  /* the fetched commit */
@@ -112,11 +168,13 @@ int review_bundle_check(const char *bundle_path, const struct review_limits *lim
  *   1. refuse when the owner's HEAD is refs/heads/paddock/<name>;
  *   2. copy the bundle (O_NOFOLLOW, bounded) into a private directory and
  *      review_bundle_check the copy: every later step reads the same bytes;
- *   3. `git bundle verify`: the prerequisites exist in the owner's repository;
- *   4. index the pack with `git index-pack --strict --fix-thin` into a
- *      quarantine object directory (borrowing the owner's objects): fsck of
- *      every object and connectivity, nothing written to the owner's
- *      repository if it fails; the tip must be a commit;
+ *   3. `git bundle verify`: the prerequisites exist among the owner's
+ *      objects (checked in a private bare repository whose
+ *      objects/info/alternates borrows them);
+ *   4. index the pack with `git index-pack --strict --fix-thin` into that
+ *      private repository, a quarantine: fsck of every object and
+ *      connectivity, nothing written to the owner's repository if it fails;
+ *      the tip must be a commit;
  *   5. `git fetch --no-tags --no-write-fetch-head --no-recurse-submodules
  *      <copy> +refs/heads/paddock-export:refs/heads/paddock/<name>`;
  *   6. the summary against the base: out->base if set on entry (an oid the
@@ -135,6 +193,42 @@ int review_bundle_check(const char *bundle_path, const struct review_limits *lim
 int review_bundle_fetch(const char *repo_dir, const char *bundle_path, const char *name,
 			const struct review_limits *lim, struct review_summary *out,
 			struct pd_err *err);
+
+/* Show the sandbox's work without taking it: steps 2-4 of
+ * review_bundle_fetch (private copy, review_bundle_check, prerequisites,
+ * index-pack --strict), then `git diff --stat` and, unless stat_only, the
+ * patch, `git diff <base> <tip>`, written to out_fd (nothing when out_fd < 0).
+ * The patch has no color, runs no external diff driver and no textconv, and
+ * shows binary files as "Binary files ... differ"; no attribute of the
+ * bundle's applies. `base` is a full object name the owner's repository has
+ * (NULL or "": compare with nothing, everything counts). Nothing is written
+ * to the owner's repository (no ref, object, reflog or FETCH_HEAD): the pack
+ * goes into a private bare repository /tmp/paddock-review-XXXXXX/repo whose
+ * objects/info/alternates borrows the owner's objects, removed before
+ * return. Git runs as the owner of the repository's git directory, as in
+ * review_bundle_fetch. Fills *out (if non-NULL: base, tip, commits,
+ * files_changed, insertions, deletions; branch and review_command empty)
+ * and returns 0, or returns a negative errno with err filled (*out
+ * untouched; part of the output may have been written). A patch over
+ * GITRUN_OUT_MAX (64 MiB) is refused (-E2BIG). The caller ignores SIGPIPE
+ * if out_fd is a pipe or socket whose reader may leave. The patch is the
+ * sandbox's text: escape it before it reaches a terminal. */
+int review_bundle_diff(const char *repo_dir, const char *bundle_path, const char *base,
+		       const struct review_limits *lim, int out_fd, bool stat_only,
+		       struct review_summary *out, struct pd_err *err);
+
+/* The export script (see the top of this file), a constant string. */
+const char *review_export_script(void);
+
+/* Exit statuses of the export script. */
+enum review_export_status {
+	REVIEW_EXPORT_OK = 0,         /* the bundle is on stdout */
+	REVIEW_EXPORT_FAILED = 1,     /* a git step failed (stderr says which) */
+	REVIEW_EXPORT_BAD_BASE = 2,   /* "$1" is not a full object name */
+	REVIEW_EXPORT_NOTHING = 3,    /* no work since the base */
+	REVIEW_EXPORT_NOT_GIT = 4,    /* cwd is not the top of a git work tree */
+	REVIEW_EXPORT_NO_BASE = 5,    /* the base commit is not in the repository */
+};
 
 /* Is `name` a valid sandbox name for a branch: [a-z0-9][a-z0-9-]{0,63}? */
 bool review_name_valid(const char *name);

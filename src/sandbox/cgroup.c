@@ -821,6 +821,113 @@ void pd_cgroup_destroy(struct pd_cgroup *cg)
 	free(cg);
 }
 
+/* Find the existing cgroup(s) of sandbox `name` (after a daemon restart): every
+ * <hierarchy>/paddock/<name> that exists, v2 first. -ENOENT when none. */
+int pd_cgroup_open(const char *name, struct pd_cgroup **out, struct pd_err *err)
+{
+	struct cg_mounts ms = { 0 };
+	int r;
+	if (!name_valid(name))
+		return pd_err_set(err, EINVAL, CG_LAYER, "invalid cgroup name \"%s\"",
+				  name ? name : "(null)");
+	if ((r = mounts_load(&ms, err)) < 0)
+		return r;
+	struct pd_cgroup *cg = calloc(1, sizeof *cg);
+	if (!cg) {
+		mounts_free(&ms);
+		return pd_err_set(err, ENOMEM, CG_LAYER, "opening cgroup %s", name);
+	}
+	cg->v2_fd = -1;
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < ms.n && cg->n < CG_MAX_DIRS; i++) {
+			const struct cg_mount *m = &ms.m[i];
+			if (m->v2 != (pass == 0) || (!m->v2 && !m->ctl))
+				continue;
+			char *p = NULL;
+			struct stat st;
+			if (asprintf(&p, "%s/" CG_PARENT "/%s", m->dir, name) < 0)
+				break;
+			bool dup = false;
+			for (size_t j = 0; j < cg->n; j++)
+				dup |= strcmp(cg->paths[j], p) == 0;
+			if (dup || stat(p, &st) < 0 || !S_ISDIR(st.st_mode)) {
+				free(p);
+				continue;
+			}
+			cg->paths[cg->n++] = p;
+			if (m->v2 && !cg->v2) {
+				cg->v2 = true;
+				cg->v2_fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+				if (m->ctl & CTL_MEMORY)
+					cg->mem_dir = p;
+			} else if (!m->v2 && (m->ctl & CTL_MEMORY) && !cg->mem_dir) {
+				cg->mem_dir = p;
+			}
+		}
+	}
+	mounts_free(&ms);
+	if (cg->n == 0) {
+		free(cg);
+		return pd_err_set(err, ENOENT, CG_LAYER, "no cgroup named %s", name);
+	}
+	/* A pure v2 sandbox has one directory; on v1 every leaf is used. */
+	if (cg->v2 && cg->n > 1) {
+		for (size_t j = 1; j < cg->n; j++)
+			free(cg->paths[j]);
+		cg->paths[1] = NULL;
+		cg->n = 1;
+	} else if (!cg->v2 && cg->v2_fd >= 0) {
+		close(cg->v2_fd);
+		cg->v2_fd = -1;
+	}
+	*out = cg;
+	return 0;
+}
+
+/* Memory in use (bytes) and CPU time used (ns); either may be NULL. Values
+ * that cannot be read are 0. */
+void pd_cgroup_usage(struct pd_cgroup *cg, uint64_t *mem, uint64_t *cpu_ns)
+{
+	char path[PATH_MAX], buf[2048];
+	uint64_t m = 0, c = 0;
+	for (size_t i = 0; cg && i < cg->n; i++) {
+		const char *d = cg->paths[i];
+		if (cg->v2) {
+			snprintf(path, sizeof path, "%s/memory.current", d);
+			if (read_at(AT_FDCWD, path, buf, sizeof buf) >= 0)
+				m = strtoull(buf, NULL, 10);
+			snprintf(path, sizeof path, "%s/cpu.stat", d);
+			uint64_t us = 0;
+			if (read_at(AT_FDCWD, path, buf, sizeof buf) >= 0 &&
+			    keyed_u64(buf, "usage_usec", &us) == 0)
+				c = us * 1000;
+			continue;
+		}
+		snprintf(path, sizeof path, "%s/memory.usage_in_bytes", d);
+		if (!m && read_at(AT_FDCWD, path, buf, sizeof buf) >= 0)
+			m = strtoull(buf, NULL, 10);
+		snprintf(path, sizeof path, "%s/cpuacct.usage", d);
+		if (!c && read_at(AT_FDCWD, path, buf, sizeof buf) >= 0)
+			c = strtoull(buf, NULL, 10);
+	}
+	if (mem)
+		*mem = m;
+	if (cpu_ns)
+		*cpu_ns = c;
+}
+
+/* Free without removing anything (the daemon exiting: the sandbox lives on). */
+void pd_cgroup_release(struct pd_cgroup *cg)
+{
+	if (!cg)
+		return;
+	if (cg->v2_fd >= 0)
+		close(cg->v2_fd);
+	for (size_t i = 0; i < cg->n; i++)
+		free(cg->paths[i]);
+	free(cg);
+}
+
 /* ---- garbage collection ---- */
 
 /* The pid in a leaf name "run-<pid>-<anything>", or 0 when the name is not of that form. */

@@ -34,6 +34,13 @@ void pd_cgroup_destroy(struct pd_cgroup *cg);
 /* Remove the given cgroup directories: kill what is in them, wait briefly
  * for them to empty, rmdir. Used by the destroy path and the watcher. */
 int pd_cgroup_remove_paths(const char *const *paths);
+/* Find the existing cgroup(s) of `name` (a daemon adopting a running
+ * sandbox, or removing a stale one). -ENOENT when there is none. */
+int pd_cgroup_open(const char *name, struct pd_cgroup **out, struct pd_err *err);
+/* Memory in use (bytes) and CPU time used (ns); unreadable values are 0. */
+void pd_cgroup_usage(struct pd_cgroup *cg, uint64_t *mem, uint64_t *cpu_ns);
+/* Free the handle, leaving the cgroup in place. NULL-safe. */
+void pd_cgroup_release(struct pd_cgroup *cg);
 /* Remove stale paddock cgroups left by dead processes (best effort). */
 void pd_cgroup_gc(void);
 

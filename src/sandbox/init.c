@@ -88,7 +88,7 @@ static int loopback_up(struct pd_err *err)
 /* Paths where the command may write: the overlay's own top-level
  * directories (not /proc, /sys, /dev, nor other mounts), the device nodes a
  * shell needs, and the writable mounts. */
-static size_t rw_paths(const struct plan *plan, char **out, size_t max)
+static size_t rw_paths(const struct spec *s, char **out, size_t max)
 {
 	size_t n = 0;
 	static const char *const dev[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/tty",
@@ -117,26 +117,28 @@ static size_t rw_paths(const struct plan *plan, char **out, size_t max)
 			out[n++] = p;
 		}
 	}
-	for (size_t i = 0; i < plan->n_mounts && n < max; i++)
-		if (plan->mounts[i].m->writable)
-			out[n++] = strdup(plan->mounts[i].m->target);
+	for (size_t i = 0; i < s->n_mounts && n < max; i++)
+		if (s->mounts[i].writable)
+			out[n++] = strdup(s->mounts[i].target);
 	return n;
 }
 
-static char **build_env(const struct spec *s)
+static char **build_env(const struct spec *s, char *const *extra)
 {
 	static const char *const base[] = {
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"HOME=/root", "USER=root", "LOGNAME=root", "SHELL=/bin/sh", "LANG=C.UTF-8",
 		"IS_SANDBOX=1", "PADDOCK=1", NULL,
 	};
-	size_t n = 0, ne = 0;
+	size_t n = 0, ne = 0, nx = 0;
 	while (base[n])
 		n++;
 	if (s->env)
 		while (s->env[ne])
 			ne++;
-	char **env = calloc(n + ne + 3, sizeof *env);
+	while (extra && extra[nx])
+		nx++;
+	char **env = calloc(n + ne + nx + 3, sizeof *env);
 	if (!env)
 		return NULL;
 	size_t k = 0;
@@ -147,11 +149,24 @@ static char **build_env(const struct spec *s)
 		for (size_t j = 0; j < ne; j++)
 			if (strncmp(s->env[j], b, klen) == 0)
 				overridden = true;
+		for (size_t j = 0; j < nx; j++)
+			if (strncmp(extra[j], b, klen) == 0)
+				overridden = true;
 		if (!overridden)
 			env[k++] = (char *)b;
 	}
-	for (size_t j = 0; j < ne; j++)
-		env[k++] = s->env[j];
+	/* The spec's variables, unless the exec request overrides them. */
+	for (size_t j = 0; j < ne; j++) {
+		size_t klen = strcspn(s->env[j], "=") + 1;
+		bool overridden = false;
+		for (size_t i = 0; i < nx; i++)
+			if (strncmp(extra[i], s->env[j], klen) == 0)
+				overridden = true;
+		if (!overridden)
+			env[k++] = s->env[j];
+	}
+	for (size_t j = 0; j < nx; j++)
+		env[k++] = extra[j];
 	char *host = NULL;
 	if (asprintf(&host, "HOSTNAME=%s", s->hostname ? s->hostname : "paddock") < 0) {
 		free(env);
@@ -162,6 +177,9 @@ static char **build_env(const struct spec *s)
 		bool has_term = false;
 		for (size_t j = 0; j < ne; j++)
 			if (!strncmp(s->env[j], "TERM=", 5))
+				has_term = true;
+		for (size_t j = 0; j < nx; j++)
+			if (!strncmp(extra[j], "TERM=", 5))
 				has_term = true;
 		if (!has_term)
 			env[k++] = "TERM=xterm";
@@ -178,49 +196,23 @@ static int lift_fd(int fd)
 	return fd;
 }
 
-_Noreturn static void command_main(struct plan *plan, int slave, int errpipe)
+/* The command's last steps, shared by the sandbox's first command and by
+ * every exec (exec.c): stdio and the controlling terminal are in place;
+ * errpipe is fd 3 and close-on-exec. Enter the workdir, then capabilities +
+ * no_new_privs, Landlock, seccomp last, execve. A failure is written to
+ * errpipe as a struct pd_err. */
+_Noreturn void command_exec(const struct spec *s, char *const *argv, char *const *extra_env,
+			    const char *workdir, int errpipe)
 {
-	const struct spec *s = plan->spec;
 	struct pd_err err = { 0 };
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int sig = 1; sig < NSIG; sig++)
-		signal(sig, SIG_DFL);
-	if (setsid() < 0) {
-		pd_err_errno(&err, "terminal", "setsid");
-		goto fail;
-	}
-	if (slave >= 0) {
-		if (ioctl(slave, TIOCSCTTY, 0) < 0) {
-			pd_err_errno(&err, "terminal", "acquiring the pty");
-			goto fail;
-		}
-		if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0) {
-			pd_err_errno(&err, "terminal", "dup2");
-			goto fail;
-		}
-	} else {
-		int in = lift_fd(plan->io.in), out = lift_fd(plan->io.out), er = lift_fd(plan->io.err);
-		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(er, 2) < 0) {
-			pd_err_errno(&err, "stdio", "dup2");
-			goto fail;
-		}
-	}
-	errpipe = fcntl(errpipe, F_DUPFD_CLOEXEC, 3);
-	if (errpipe < 0 || dup3(errpipe, 3, O_CLOEXEC) < 0)
-		_exit(125);
-	errpipe = 3;
-	syscall(SYS_close_range, 4, ~0U, 0);
-
-	const char *wd = s->workdir ? s->workdir : "/workspace";
+	const char *wd = workdir ? workdir : s->workdir ? s->workdir : "/workspace";
 	if (chdir(wd) < 0) {
 		pd_err_errno(&err, "workdir", "cannot enter %s", wd);
 		goto fail;
 	}
-	char **env = build_env(s);
+	char **env = build_env(s, extra_env);
 	char *rw[128];
-	size_t n_rw = rw_paths(plan, rw, ARRAY_SIZE(rw));
+	size_t n_rw = rw_paths(s, rw, ARRAY_SIZE(rw));
 	if (!env) {
 		pd_err_set(&err, ENOMEM, "exec", "out of memory");
 		goto fail;
@@ -231,9 +223,9 @@ _Noreturn static void command_main(struct plan *plan, int slave, int errpipe)
 	    pd_seccomp_apply(&err) < 0)
 		goto fail;
 	environ = env;
-	execvp(s->argv[0], s->argv);
+	execvp(argv[0], argv);
 	int e = errno;
-	pd_err_set(&err, e, "exec", "cannot run '%s'", s->argv[0]);
+	pd_err_set(&err, e, "exec", "cannot run '%s'", argv[0]);
 	if (e == ENOENT)
 		pd_err_hint(&err, "no such command in the image");
 	(void)!write(errpipe, &err, sizeof err);
@@ -241,6 +233,53 @@ _Noreturn static void command_main(struct plan *plan, int slave, int errpipe)
 fail:
 	(void)!write(errpipe, &err, sizeof err);
 	_exit(125);
+}
+
+/* Default signal dispositions, nothing blocked, a new session. */
+int command_reset(struct pd_err *err)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	if (setsid() < 0)
+		return pd_err_errno(err, "terminal", "setsid");
+	return 0;
+}
+
+/* Make `slave` the controlling terminal and stdio, or dup in/out/err onto
+ * 0-2; then move errpipe to fd 3 and close everything above it. Returns the
+ * new errpipe (3) or a negative errno. */
+int command_stdio(int slave, int in, int out, int er, int errpipe, struct pd_err *err)
+{
+	if (slave >= 0) {
+		if (ioctl(slave, TIOCSCTTY, 0) < 0)
+			return pd_err_errno(err, "terminal", "acquiring the pty");
+		if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0)
+			return pd_err_errno(err, "terminal", "dup2");
+	} else {
+		in = lift_fd(in), out = lift_fd(out), er = lift_fd(er);
+		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(er, 2) < 0)
+			return pd_err_errno(err, "stdio", "dup2");
+	}
+	errpipe = fcntl(errpipe, F_DUPFD_CLOEXEC, 3);
+	if (errpipe < 0 || (errpipe != 3 && dup3(errpipe, 3, O_CLOEXEC) < 0))
+		return pd_err_errno(err, "exec", "moving the error pipe");
+	syscall(SYS_close_range, 4, ~0U, 0);
+	return 3;
+}
+
+_Noreturn static void command_main(struct plan *plan, int slave, int errpipe)
+{
+	struct pd_err err = { 0 };
+	int ep;
+	if (command_reset(&err) < 0 ||
+	    (ep = command_stdio(slave, plan->io.in, plan->io.out, plan->io.err, errpipe, &err)) < 0) {
+		(void)!write(errpipe, &err, sizeof err);
+		_exit(125);
+	}
+	command_exec(plan->spec, plan->spec->argv, NULL, NULL, ep);
 }
 
 /* Forward signals to the command and reap everything; exit with the
@@ -287,6 +326,45 @@ _Noreturn static void pid1_loop(struct plan *plan, pid_t cmd, int errpipe)
 	}
 }
 
+/* A named sandbox's pid 1 runs no command of its own: sessions are entered
+ * by exec (exec.c) and become its children when their shim exits. It reaps
+ * them and exits on SIGTERM (the kernel then kills the rest). */
+_Noreturn static void idle_main(struct plan *plan)
+{
+	struct pd_err err;
+	struct msg ready = { .type = MSG_READY, .landlock_abi = pd_landlock_abi(&err) };
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	int sfd = signalfd(-1, &all, SFD_CLOEXEC);
+	if (sfd < 0 || msg_send(plan->sock, &ready, NULL, 0) < 0)
+		_exit(125);
+	close(plan->sock);
+	for (int fd = 0; fd < 3; fd++) {
+		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (nul >= 0 && nul != fd) {
+			dup2(nul, fd);
+			close(nul);
+		}
+	}
+	prctl(PR_SET_DUMPABLE, 0);
+	if (pd_caps_apply(&err) < 0 || pd_seccomp_apply(&err) < 0)
+		_exit(125);
+	for (;;) {
+		struct signalfd_siginfo si;
+		ssize_t k = read(sfd, &si, sizeof si);
+		if (k != (ssize_t)sizeof si) {
+			if (k < 0 && errno == EINTR)
+				continue;
+			_exit(125);
+		}
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			_exit(0);
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+	}
+}
+
 /* pid 1 is a fork of the caller: its argument and environment strings (the
  * host command line, the caller's environment, which may hold secrets) are
  * still in its memory, and /proc/1/cmdline shows the first. Move the
@@ -328,6 +406,8 @@ static void scrub_inherited_strings(void)
 	static const char name[] = "paddock-init";
 	if (v[1] - v[0] > sizeof name)
 		memcpy((void *)v[0], name, sizeof name);
+	/* and its comm, so that `pkill paddockd` never hits a sandbox */
+	prctl(PR_SET_NAME, name);
 }
 
 _Noreturn void sandbox_child(struct plan *plan)
@@ -335,9 +415,23 @@ _Noreturn void sandbox_child(struct plan *plan)
 	struct pd_err err = { 0 };
 	int sock = plan->sock;
 	scrub_inherited_strings();
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* A named sandbox outlives its daemon (a restarted daemon adopts it). */
+	if (!plan->persistent)
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (plan->watch_fd >= 0)
 		close(plan->watch_fd);
+	plan->watch_fd = -1;
+	{
+		int keep[16];
+		size_t nk = 0;
+		keep[nk++] = sock;
+		keep[nk++] = plan->io.in;
+		keep[nk++] = plan->io.out;
+		keep[nk++] = plan->io.err;
+		for (size_t i = 0; i < plan->n_cg_tasks && nk < ARRAY_SIZE(keep); i++)
+			keep[nk++] = plan->cg_tasks[i];
+		close_all_except(keep, nk);
+	}
 	size_t nfds = FD_MOUNT0 + plan->n_mounts;
 	int *fds = calloc(nfds, sizeof *fds);
 	if (!fds)
@@ -358,7 +452,8 @@ _Noreturn void sandbox_child(struct plan *plan)
 		child_fail(sock, &err);
 	}
 	/* The credential change above cleared the parent-death signal. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (!plan->persistent)
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (unshare(CLONE_NEWCGROUP) < 0) {
 		pd_err_errno(&err, "cgroupns", "creating the cgroup namespace");
 		child_fail(sock, &err);
@@ -397,6 +492,8 @@ _Noreturn void sandbox_child(struct plan *plan)
 		pd_err_hint(&err, "run on Linux >= 5.13 with landlock in lsm=, or drop --strict");
 		child_fail(sock, &err);
 	}
+	if (plan->idle)
+		idle_main(plan);
 	/* 5. */
 	int master = -1, slave = -1;
 	if (s->tty) {

@@ -32,6 +32,8 @@ struct plan {
 	int cg_tasks[8];          /* v1: <leaf>/tasks, opened by the parent */
 	size_t n_cg_tasks;
 	int watch_fd;             /* write end of the watcher pipe (closed in child) */
+	bool persistent;          /* named sandbox: pid 1 survives the daemon */
+	bool idle;                /* pid 1 starts no command (sessions come by exec) */
 };
 
 enum {
@@ -61,6 +63,33 @@ int msg_recv(int sock, struct msg *m, int *fds, size_t max_fds, size_t *n_fds);
 /* The child's whole life: build the root, start the command, act as pid 1.
  * Never returns. */
 _Noreturn void sandbox_child(struct plan *plan);
+
+/* Close every fd >= 3 not in keep (exec.c). */
+void close_all_except(int *keep, size_t n);
+
+/* The command's last steps (init.c), shared with exec.c. */
+int command_reset(struct pd_err *err);
+int command_stdio(int slave, int in, int out, int er, int errpipe, struct pd_err *err);
+_Noreturn void command_exec(const struct spec *s, char *const *argv, char *const *extra_env,
+			    const char *workdir, int errpipe);
+
+struct pd_cgroup;
+struct sandbox {
+	pid_t pid;
+	int pidfd;
+	int sock;
+	int pty;
+	int watch_fd;   /* write end of the watcher's pipe */
+	int lower;      /* the image's detached mount, closed after READY */
+	pid_t watcher;
+	struct pd_cgroup *cg;
+	struct plan plan;
+	bool reaped;
+	bool adopted;   /* not our child: found again after a daemon restart */
+	int code;
+	uint64_t start_time; /* pid 1's start time, /proc/<pid>/stat field 22 */
+	char warning[512];
+};
 
 /* Inside the child, before pivot_root: assemble the root at the attached
  * overlay (rootfd) from the received fds. */

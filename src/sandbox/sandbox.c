@@ -50,20 +50,6 @@
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
 
-struct sandbox {
-	pid_t pid;
-	int pidfd;
-	int sock;
-	int pty;
-	int watch_fd;   /* write end of the watcher's pipe */
-	int lower;      /* the image's detached mount, closed after READY */
-	pid_t watcher;
-	struct pd_cgroup *cg;
-	struct plan plan;
-	bool reaped;
-	int code;
-	char warning[512];
-};
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -672,8 +658,39 @@ static void make_name(char *buf, size_t len)
 		 (unsigned long)ts.tv_nsec);
 }
 
-int sandbox_start(const struct spec *s, const struct sandbox_io *io, struct sandbox **out,
-		  struct pd_err *err)
+/* A named sandbox's directory: <dir>/upper and <dir>/work on the host's disk
+ * (the files outlive stop and start). <dir> is root's, 0700: nothing of the
+ * sandbox (setuid files of its uid range included) is reachable by host
+ * users. Created on the first start. */
+static int open_persist_dir(const struct spec *s, const struct sandbox_persist *p,
+			    struct pd_err *err)
+{
+	if (p->populate && mkdir(p->dir, 0700) < 0 && errno != EEXIST)
+		return pd_err_errno(err, "sandbox", "creating %s", p->dir);
+	_cleanup_close_ int fd = open(p->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return pd_err_errno(err, "sandbox", "opening %s", p->dir);
+	struct stat st;
+	if (fstat(fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077))
+		return pd_err_set(err, EPERM, "sandbox", "%s must be a directory of root's, mode 0700",
+				  p->dir);
+	if (p->populate) {
+		uid_t u = s->uid_base;
+		if ((mkdirat(fd, "upper", 0755) < 0 && errno != EEXIST) ||
+		    (mkdirat(fd, "work", 0700) < 0 && errno != EEXIST) ||
+		    (mkdirat(fd, "upper/workspace", 0755) < 0 && errno != EEXIST) ||
+		    fchownat(fd, "upper", u, u, AT_SYMLINK_NOFOLLOW) < 0)
+			return pd_err_errno(err, "sandbox", "preparing %s", p->dir);
+	} else if (faccessat(fd, "upper", F_OK, AT_SYMLINK_NOFOLLOW) < 0 ||
+		   faccessat(fd, "work", F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		return pd_err_errno(err, "sandbox", "%s has no upper/ or work/", p->dir);
+	}
+	return steal_fd(&fd);
+}
+
+static int start_impl(const struct spec *s, const struct sandbox_io *io,
+		      const struct sandbox_persist *persist, struct sandbox **out,
+		      struct pd_err *err)
 {
 	int r = spec_validate(s, err);
 	if (r < 0)
@@ -694,31 +711,38 @@ int sandbox_start(const struct spec *s, const struct sandbox_io *io, struct sand
 	sb->watcher = -1;
 	sb->plan.spec = s;
 	sb->plan.io = *io;
-	_cleanup_close_ int scratch = -1, maskfs = -1;
+	sb->plan.persistent = sb->plan.idle = persist != NULL;
+	_cleanup_close_ int scratch = -1, maskfs = -1, ownnet = -1;
 	int sp[2] = { -1, -1 };
+	bool populate = persist ? persist->populate : true;
 
 	/* 1. mount sources and their credential files */
 	if ((r = plan_mounts(&sb->plan, s, err)) < 0)
 		goto fail;
 	/* 2. the writable layer and the workspace */
-	if ((r = scratch = make_scratch(s, err)) < 0)
+	if ((r = scratch = persist ? open_persist_dir(s, persist, err) : make_scratch(s, err)) < 0)
 		goto fail;
 	if ((r = maskfs = make_maskfs(err)) < 0)
 		goto fail;
-	if (s->workspace == PD_WS_AUTO && s->workspace_src &&
+	if (populate && s->workspace == PD_WS_AUTO && s->workspace_src &&
 	    (r = populate_workspace(s, scratch, sb->warning, sizeof sb->warning, err)) < 0)
 		goto fail;
-	if (fchownat(scratch, "upper/workspace", s->uid_base, s->uid_base, AT_SYMLINK_NOFOLLOW) < 0) {
+	if (populate &&
+	    fchownat(scratch, "upper/workspace", s->uid_base, s->uid_base, AT_SYMLINK_NOFOLLOW) < 0) {
 		r = pd_err_errno(err, "workspace", "handing the workspace to the sandbox");
 		goto fail;
 	}
-	/* 3. cgroup and its watcher */
+	/* 3. cgroup and its watcher (a named sandbox has none: the daemon
+	 * reconciles after a crash) */
 	char name[64];
-	make_name(name, sizeof name);
+	if (persist)
+		snprintf(name, sizeof name, "%s", persist->cg_name);
+	else
+		make_name(name, sizeof name);
 	struct pd_limits lim = { .memory = s->memory, .pids = s->pids, .cpus_milli = s->cpus_milli };
 	if ((r = pd_cgroup_create(name, &lim, &sb->cg, err)) < 0)
 		goto fail;
-	if ((r = sb->watcher = start_watcher(sb->cg, &sb->watch_fd, err)) < 0)
+	if (!persist && (r = sb->watcher = start_watcher(sb->cg, &sb->watch_fd, err)) < 0)
 		goto fail;
 	/* 4. the child, in its new namespaces */
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
@@ -734,8 +758,20 @@ int sandbox_start(const struct spec *s, const struct sandbox_io *io, struct sand
 		.pidfd = (uint64_t)(uintptr_t)&sb->pidfd,
 		.exit_signal = SIGCHLD,
 	};
-	if (s->network != PD_NET_HOST_BUILD)
+	/* A network namespace paddock made (egress) is joined, not created:
+	 * it belongs to the host's user namespace, so the sandbox's root cannot
+	 * change its routes or firewall. setns affects only this thread and is
+	 * undone right after the clone. */
+	int netns = persist ? persist->netns_fd : -1;
+	if (netns >= 0) {
+		ownnet = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (ownnet < 0 || setns(netns, CLONE_NEWNET) < 0) {
+			r = pd_err_errno(err, "network", "joining the sandbox's network namespace");
+			goto fail;
+		}
+	} else if (s->network != PD_NET_HOST_BUILD) {
 		ca.flags |= CLONE_NEWNET;
+	}
 	int cgfd = pd_cgroup_v2_fd(sb->cg);
 	if (cgfd >= 0) {
 		ca.flags |= CLONE_INTO_CGROUP;
@@ -744,6 +780,10 @@ int sandbox_start(const struct spec *s, const struct sandbox_io *io, struct sand
 		goto fail;
 	}
 	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+	int clone_errno = errno;
+	if (pid != 0 && ownnet >= 0 && setns(ownnet, CLONE_NEWNET) < 0)
+		abort(); /* cannot happen; a daemon left in a sandbox's netns must not go on */
+	errno = clone_errno;
 	if (pid < 0) {
 		r = pd_err_errno(err, "namespaces", "creating the sandbox's namespaces");
 		pd_err_hint(err, "paddock needs user namespaces (kernel.unprivileged_userns_clone, "
@@ -770,6 +810,10 @@ int sandbox_start(const struct spec *s, const struct sandbox_io *io, struct sand
 	plan_free(&sb->plan);
 	if (sb->lower >= 0)
 		close(steal_fd(&sb->lower));
+	if (proc_start_time(sb->pid, &sb->start_time) < 0) {
+		r = pd_err_errno(err, "sandbox", "reading the start time of pid %d", sb->pid);
+		goto fail;
+	}
 	*out = sb;
 	return 0;
 fail:
@@ -777,6 +821,105 @@ fail:
 		close(sp[1]);
 	sandbox_free(sb);
 	return r < 0 ? r : -EIO;
+}
+
+int sandbox_start(const struct spec *s, const struct sandbox_io *io, struct sandbox **out,
+		  struct pd_err *err)
+{
+	return start_impl(s, io, NULL, out, err);
+}
+
+int sandbox_start_persistent(const struct spec *s, const struct sandbox_persist *p,
+			     struct sandbox **out, struct pd_err *err)
+{
+	static const struct sandbox_io none = { .in = -1, .out = -1, .err = -1 };
+	if (!p || !p->dir || !p->cg_name)
+		return pd_err_set(err, EINVAL, "sandbox", "sandbox_start_persistent: bad arguments");
+	return start_impl(s, &none, p, out, err);
+}
+
+int proc_start_time(pid_t pid, uint64_t *out)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return -EIO;
+	/* p ends field 2; field 22 is starttime */
+	int field = 2;
+	for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " "))
+		if (++field == 22) {
+			*out = strtoull(tok, NULL, 10);
+			return 0;
+		}
+	return -EIO;
+}
+
+int sandbox_adopt(const struct spec *s, const struct sandbox_persist *p, pid_t pid,
+		  uint64_t start_time, struct sandbox **out, struct pd_err *err)
+{
+	uint64_t st = 0;
+	if (pid <= 0 || proc_start_time(pid, &st) < 0 || st != start_time)
+		return pd_err_set(err, ESRCH, "sandbox", "pid %d is gone", (int)pid);
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return pd_err_errno(err, "sandbox", "pidfd_open %d", (int)pid);
+	/* the pid may have been reused between the check and the open */
+	if (proc_start_time(pid, &st) < 0 || st != start_time) {
+		close(pidfd);
+		return pd_err_set(err, ESRCH, "sandbox", "pid %d is gone", (int)pid);
+	}
+	struct sandbox *sb = calloc(1, sizeof *sb);
+	if (!sb) {
+		close(pidfd);
+		return pd_err_set(err, ENOMEM, "sandbox", "out of memory");
+	}
+	sb->pid = pid;
+	sb->pidfd = pidfd;
+	sb->sock = sb->pty = sb->watch_fd = sb->lower = -1;
+	sb->watcher = -1;
+	sb->adopted = true;
+	sb->start_time = start_time;
+	sb->plan.spec = s;
+	sb->plan.persistent = sb->plan.idle = true;
+	int r = pd_cgroup_open(p->cg_name, &sb->cg, err);
+	if (r < 0) {
+		sandbox_free(sb);
+		return r;
+	}
+	*out = sb;
+	return 0;
+}
+
+pid_t sandbox_pid(const struct sandbox *sb) { return sb->pid; }
+uint64_t sandbox_start_time(const struct sandbox *sb) { return sb->start_time; }
+void sandbox_usage(const struct sandbox *sb, uint64_t *mem, uint64_t *cpu_ns)
+{
+	pd_cgroup_usage(sb->cg, mem, cpu_ns);
+}
+
+void sandbox_release(struct sandbox *sb)
+{
+	if (!sb)
+		return;
+	if (sb->pty >= 0)
+		close(sb->pty);
+	if (sb->sock >= 0)
+		close(sb->sock);
+	if (sb->pidfd >= 0)
+		close(sb->pidfd);
+	if (sb->lower >= 0)
+		close(sb->lower);
+	pd_cgroup_release(sb->cg);
+	plan_free(&sb->plan);
+	free(sb);
 }
 
 int sandbox_pty(const struct sandbox *sb) { return sb->pty; }
@@ -799,6 +942,14 @@ static int reap(struct sandbox *sb)
 {
 	if (sb->reaped || sb->pid <= 0)
 		return 0;
+	if (sb->adopted) { /* not our child: wait for its pidfd, no status */
+		struct pollfd p = { .fd = sb->pidfd, .events = POLLIN };
+		while (poll(&p, 1, -1) < 0 && errno == EINTR)
+			;
+		sb->reaped = true;
+		sb->code = 137;
+		return 0;
+	}
 	siginfo_t si = { 0 };
 	int r;
 	do

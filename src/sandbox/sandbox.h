@@ -5,6 +5,8 @@
 #ifndef PADDOCK_SANDBOX_H
 #define PADDOCK_SANDBOX_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common/err.h"
@@ -27,6 +29,49 @@ struct sandbox;
  * mount, cgroup or file. */
 int sandbox_start(const struct spec *spec, const struct sandbox_io *io, struct sandbox **out,
 		  struct pd_err *err);
+/* Named, persistent sandboxes (paddockd). Its pid 1 starts no command (sessions
+ * enter with sandbox_exec) and survives the daemon; the writable layer is on
+ * disk in dir, so the files outlive stop and start. */
+struct sandbox_persist {
+	const char *dir;     /* root's 0700 directory with upper/ and work/ */
+	const char *cg_name; /* cgroup name, [a-z0-9-] */
+	bool populate;       /* first start: create dir and fill /workspace */
+	int netns_fd;        /* network namespace to join, or -1 for a private one */
+};
+int sandbox_start_persistent(const struct spec *spec, const struct sandbox_persist *p,
+			     struct sandbox **out, struct pd_err *err);
+/* Find a running named sandbox again (daemon restart): pid 1 must still have
+ * the recorded start time. -ESRCH when it is gone. */
+int sandbox_adopt(const struct spec *spec, const struct sandbox_persist *p, pid_t pid,
+		  uint64_t start_time, struct sandbox **out, struct pd_err *err);
+pid_t sandbox_pid(const struct sandbox *sb);
+uint64_t sandbox_start_time(const struct sandbox *sb);
+/* Field 22 of /proc/<pid>/stat. 0 or -errno. */
+int proc_start_time(pid_t pid, uint64_t *out);
+void sandbox_usage(const struct sandbox *sb, uint64_t *mem, uint64_t *cpu_ns);
+/* Forget the sandbox without stopping it (the daemon exiting). NULL-safe. */
+void sandbox_release(struct sandbox *sb);
+
+/* A process started in a running sandbox: same namespaces, cgroup and fence
+ * as its first command. */
+struct sandbox_exec {
+	char *const *argv;
+	char *const *env;     /* extra "K=V" after the spec's, or NULL */
+	const char *workdir;  /* NULL: the spec's */
+	bool tty;             /* a new pty in the sandbox; else in/out/err */
+	unsigned short rows, cols;
+	int in, out, err;
+};
+struct sandbox_proc {
+	pid_t pid;  /* the shim: our child; it exits with the command's status */
+	int pidfd;  /* readable when it has exited */
+	int pty;    /* master when tty, else -1 */
+};
+/* Returns 0 once the command runs (execve succeeded) or a negative errno
+ * with err saying why not (127: not found, 126: cannot execute). */
+int sandbox_exec(struct sandbox *sb, const struct sandbox_exec *x, struct sandbox_proc *out,
+		 struct pd_err *err);
+
 /* The pty master when spec->tty, else -1. Owned by the sandbox. */
 int sandbox_pty(const struct sandbox *sb);
 /* A pidfd of the sandbox's pid 1: readable (POLLIN) when the sandbox ended. */

@@ -1,11 +1,12 @@
 /* test_review.c: the review gate, host side. An owner repository (owned by
  * a non-root user) and a "sandbox" clone in temp directories; the test plays
  * the sandbox by running git in the clone, with a hostile .git/config, hooks
- * and attributes in it, and makes the bundle with the commands review.h
- * documents. review_bundle_fetch must bring the work as paddock/<name>,
- * run nothing of the sandbox's, touch neither HEAD nor the work tree, and
- * refuse every malformed, oversized, corrupt or over-reaching bundle without
- * creating a ref. Needs root and git. */
+ * and attributes in it, and makes the bundle with review_export_script().
+ * review_bundle_fetch must bring the work as paddock/<name>, run nothing of
+ * the sandbox's, touch neither HEAD nor the work tree, and refuse every
+ * malformed, oversized, corrupt or over-reaching bundle without creating a
+ * ref; review_bundle_diff must show the same work and write nothing at all
+ * to the owner's repository. Needs root and git. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -202,19 +203,35 @@ static int fx_teardown(void **state)
 	return 0;
 }
 
-/* The sandbox side, as review.h documents it, into `bundle`, excluding
- * `base`. Returns the shell's exit status. */
+/* Run the export script as the daemon does: `sh -c "$script" sh <base>` in
+ * `cwd`, stdout into `bundle`, stderr into `errfile` (or /dev/null), with
+ * PD_SANDBOX_SIDE set (the traps know they run inside). Returns the exit
+ * status, or -1 if the shell did not exit. */
+static int run_export(const char *cwd, const char *base, const char *bundle, const char *errfile)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int o = open(bundle, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int e = open(errfile ? errfile : "/dev/null",
+			     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 || chdir(cwd) < 0 ||
+		    setenv("PD_SANDBOX_SIDE", "1", 1) < 0)
+			_exit(126);
+		execl("/bin/sh", "sh", "-c", review_export_script(), "sh", base, (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The sandbox side: the export script in the clone, into `bundle`,
+ * relative to `base`. Returns its exit status. */
 static int sandbox_export(struct fx *f, const char *bundle, const char *base)
 {
-	return sh("cd '%s' && export PD_SANDBOX_SIDE=1 "
-		  "&& G='git -c core.hooksPath=/dev/null -c core.fsmonitor=false' "
-		  "&& $G add -A "
-		  "&& { $G -c user.name=paddock -c user.email=paddock@localhost "
-		  "-c commit.gpgSign=false commit -q --no-verify "
-		  "-m 'paddock: uncommitted work' || true; } "
-		  "&& $G update-ref refs/heads/paddock-export HEAD "
-		  "&& $G bundle create -q '%s' refs/heads/paddock-export '^%s' 2>/dev/null",
-		  f->sb, bundle, base);
+	return run_export(f->sb, base, bundle, NULL);
 }
 
 /* An agent's work: three commits (one of them .gitattributes naming hostile
@@ -465,12 +482,15 @@ static void test_fetch_explicit_base_and_again(void **state)
 	snprintf(want, sizeof want, "git log -p %s..paddock/w-1", f->base);
 	assert_string_equal(s.review_command, want);
 
-	/* More work, pulled again: the branch moves to the new tip. */
+	/* More work, pulled again: the branch moves to the new tip. The export
+	 * left the agent's branch alone, so the uncommitted work is again one
+	 * commit on the agent's HEAD, not on the previous export (a forced,
+	 * non-fast-forward update of paddock/w-1). */
 	SH_OK("cd '%s' && printf 'e\\n' > e.txt", f->sb);
 	assert_int_equal(sandbox_export(f, f->bundle, f->base), 0);
 	memset(&s, 0, sizeof s);
 	assert_int_equal(fetch(f, f->bundle, "w-1", NULL, &s, &err), 0);
-	assert_int_equal(s.commits, 5);
+	assert_int_equal(s.commits, 4);
 	assert_int_equal(s.files_changed, 6);
 	assert_string_equal(s.review_command, "git log -p main..paddock/w-1");
 	_cleanup_free_ char *e = out("git -C '%s' show paddock/w-1:e.txt", f->owner);
@@ -806,6 +826,446 @@ static void test_bad_repository(void **state)
 	assert_non_null(strstr(err.msg, "not a full sha1 object name"));
 }
 
+/* ---- the export script and the diff ------------------------------------ */
+
+static int diff(struct fx *f, const char *bundle, const char *base, int fd, bool stat_only,
+		struct review_summary *s, struct pd_err *err)
+{
+	memset(err, 0, sizeof *err);
+	int r = review_bundle_diff(f->owner, bundle, base, NULL, fd, stat_only, s, err);
+	if (r < 0) {
+		char buf[1200];
+		fprintf(stderr, "review_bundle_diff: %s\n", pd_err_format(err, buf, sizeof buf));
+	}
+	return r;
+}
+
+/* review_bundle_diff into the file `path`; its contents (caller frees). */
+static char *diff_text(struct fx *f, const char *bundle, const char *base, bool stat_only,
+		       const char *path, struct review_summary *s)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	struct pd_err err;
+	assert_int_equal(diff(f, bundle, base, fd, stat_only, s, &err), 0);
+	assert_int_equal(close(fd), 0);
+	size_t len;
+	char *t = slurp(path, &len);
+	assert_int_equal(strlen(t), len); /* no NUL byte: binary files are not shown */
+	return t;
+}
+
+/* Everything of the owner's git directory: refs, packed-refs, how many
+ * objects, and every file's path, type, size, mode, owner and content. */
+static char *owner_git_state(struct fx *f)
+{
+	return out("cd '%s' && git for-each-ref --format='%%(objectname) %%(refname)' "
+		   "&& { cat .git/packed-refs 2>/dev/null || true; } "
+		   "&& find .git/objects -type f | wc -l && git count-objects -v "
+		   "&& find .git -printf '%%P %%y %%s %%m %%U\\n' | LC_ALL=C sort "
+		   "&& find .git -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum",
+		   f->owner);
+}
+
+/* Traps of the brief, each marking f->dir/m-<what> when it runs: core.fsmonitor,
+ * the hooks post-checkout and reference-transaction (in .git/hooks, the
+ * default hooks path), and a filter driver named by the .gitattributes
+ * agent_work commits, whose clean side marks m-filter-sandbox inside the
+ * sandbox (allowed: the export's `git add` runs it) and m-filter-host
+ * anywhere else. */
+static void plant_traps(struct fx *f)
+{
+	static const char *const simple[] = { "fsmonitor", "post-checkout",
+					      "reference-transaction" };
+	char path[160];
+	for (size_t i = 0; i < ARRAY_SIZE(simple); i++) {
+		snprintf(path, sizeof path, "%s/trap-%s", f->dir, simple[i]);
+		FILE *t = fopen(path, "w");
+		assert_non_null(t);
+		fprintf(t, "#!/bin/sh\ntouch '%s/m-%s'\nexit 0\n", f->dir, simple[i]);
+		fclose(t);
+		assert_int_equal(chmod(path, 0755), 0);
+	}
+	snprintf(path, sizeof path, "%s/trap-filter", f->dir);
+	FILE *t = fopen(path, "w");
+	assert_non_null(t);
+	fprintf(t,
+		"#!/bin/sh\nif [ -n \"$PD_SANDBOX_SIDE\" ]; then touch '%s/m-filter-sandbox'; "
+		"else touch '%s/m-filter-host'; fi\nexec cat\n",
+		f->dir, f->dir);
+	fclose(t);
+	assert_int_equal(chmod(path, 0755), 0);
+	SH_OK("cd '%s' && cp '%s/trap-post-checkout' .git/hooks/post-checkout "
+	      "&& cp '%s/trap-reference-transaction' .git/hooks/reference-transaction "
+	      "&& git config core.fsmonitor '%s/trap-fsmonitor' "
+	      "&& git config filter.evil.clean '%s/trap-filter' "
+	      "&& git config filter.evil.smudge '%s/trap-filter' "
+	      "&& git config filter.evil.required true",
+	      f->sb, f->dir, f->dir, f->dir, f->dir, f->dir);
+}
+
+/* Markers of plant_traps that exist, as "m-a m-b " ("" for none). */
+static char *markers(struct fx *f, bool with_sandbox_filter)
+{
+	return out("cd '%s' && for m in m-*; do [ -e \"$m\" ] || continue; "
+		   "[ \"$m\" = m-filter-sandbox ] && [ %d = 0 ] && continue; printf '%%s ' \"$m\"; "
+		   "done",
+		   f->dir, with_sandbox_filter ? 1 : 0);
+}
+
+/* review.h shows the script to the byte. */
+static void test_export_script_documented(void **state)
+{
+	(void)state;
+	const char *src = getenv("PADDOCK_SRCDIR");
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/src/review/review.h", src ? src : ".");
+	size_t len;
+	_cleanup_free_ char *h = slurp(path, &len);
+	char *want = NULL;
+	size_t wlen = 0;
+	FILE *m = open_memstream(&want, &wlen);
+	assert_non_null(m);
+	const char *s = review_export_script();
+	assert_true(strlen(s) > 0 && s[strlen(s) - 1] == '\n');
+	for (const char *l = s; *l;) {
+		const char *nl = strchr(l, '\n');
+		fprintf(m, " *   %.*s\n", (int)(nl - l), l);
+		l = nl + 1;
+	}
+	fclose(m);
+	if (!strstr(h, want))
+		fail_msg("review.h does not show review_export_script() as it is");
+	free(want);
+	/* And it is a shell script sh can parse. */
+	char script[128];
+	snprintf(script, sizeof script, "/tmp/pd-review-script-%ld", (long)getpid());
+	spew(script, s, strlen(s));
+	int r = sh("sh -n '%s'", script);
+	unlink(script);
+	assert_int_equal(r, 0);
+}
+
+/* The script's bundle passes review_bundle_check, carries the export ref at
+ * HEAD + uncommitted work and needs the base; the agent's HEAD, branch,
+ * index and work tree are as they were. */
+static void test_export_bundle_checks(void **state)
+{
+	struct fx *f = *state;
+	agent_work(f);
+	_cleanup_free_ char *head = out("git -C '%s' rev-parse HEAD", f->sb);
+	_cleanup_free_ char *status = out("git -C '%s' status --porcelain", f->sb);
+	_cleanup_free_ char *index = out("sha256sum < '%s/.git/index'", f->sb);
+	assert_string_not_equal(status, "");
+	assert_int_equal(sandbox_export(f, f->bundle, f->base), REVIEW_EXPORT_OK);
+
+	struct review_bundle_info *info = calloc(1, sizeof *info);
+	struct pd_err err = { 0 };
+	assert_int_equal(review_bundle_check(f->bundle, NULL, info, &err), 0);
+	_cleanup_free_ char *tip = out("git -C '%s' rev-parse refs/heads/paddock-export", f->sb);
+	assert_string_equal(info->tip, tip);
+	assert_int_equal(info->n_prereqs, 1);
+	assert_string_equal(info->prereqs[0], f->base);
+	assert_int_equal(info->version, 2);
+	free(info);
+	_cleanup_free_ char *parent = out("git -C '%s' rev-parse %s^", f->sb, tip);
+	assert_string_equal(parent, head);
+	_cleanup_free_ char *subject = out("git -C '%s' log -1 --format='%%an %%s' %s", f->sb, tip);
+	assert_string_equal(subject, "paddock paddock: uncommitted work");
+
+	_cleanup_free_ char *head2 = out("git -C '%s' rev-parse HEAD", f->sb);
+	_cleanup_free_ char *status2 = out("git -C '%s' status --porcelain", f->sb);
+	_cleanup_free_ char *index2 = out("sha256sum < '%s/.git/index'", f->sb);
+	assert_string_equal(head2, head);
+	assert_string_equal(status2, status);
+	assert_string_equal(index2, index);
+	char idx[160];
+	snprintf(idx, sizeof idx, "%s/.git/paddock-export.index", f->sb);
+	assert_false(exists(idx));
+
+	/* Committed work only (a clean tree): the export ref is HEAD itself. */
+	SH_OK("cd '%s' && git add -A && git commit -qm 'agent: rest'", f->sb);
+	_cleanup_free_ char *head3 = out("git -C '%s' rev-parse HEAD", f->sb);
+	assert_int_equal(sandbox_export(f, f->bundle, f->base), REVIEW_EXPORT_OK);
+	info = calloc(1, sizeof *info);
+	assert_int_equal(review_bundle_check(f->bundle, NULL, info, &err), 0);
+	assert_string_equal(info->tip, head3);
+	free(info);
+}
+
+/* No work: exit 3 and nothing on stdout; also when the only change is an
+ * ignored file, and when the agent went back before the base. */
+static void test_export_nothing(void **state)
+{
+	struct fx *f = *state;
+	char errf[128];
+	snprintf(errf, sizeof errf, "%s/export.err", f->dir);
+	assert_int_equal(run_export(f->sb, f->base, f->bundle, errf), REVIEW_EXPORT_NOTHING);
+	struct stat st;
+	assert_int_equal(stat(f->bundle, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	size_t len;
+	_cleanup_free_ char *msg = slurp(errf, &len);
+	assert_non_null(strstr(msg, "nothing to export"));
+
+	SH_OK("cd '%s' && echo junk > junk.log && echo '*.log' >> .git/info/exclude", f->sb);
+	assert_int_equal(sandbox_export(f, f->bundle, f->base), REVIEW_EXPORT_NOTHING);
+	/* Commits undone: HEAD is an ancestor of the base given. */
+	SH_OK("cd '%s' && echo x > x.txt && git add x.txt && git commit -qm x", f->sb);
+	_cleanup_free_ char *x = out("git -C '%s' rev-parse HEAD", f->sb);
+	assert_int_equal(sandbox_export(f, f->bundle, f->base), REVIEW_EXPORT_OK);
+	SH_OK("cd '%s' && git reset -q --hard HEAD~1", f->sb);
+	assert_int_equal(sandbox_export(f, f->bundle, x), REVIEW_EXPORT_NOTHING);
+	assert_int_equal(stat(f->bundle, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	/* A deleted file is work. */
+	SH_OK("cd '%s' && rm b.txt", f->sb);
+	assert_int_equal(sandbox_export(f, f->bundle, f->base), REVIEW_EXPORT_OK);
+	_cleanup_free_ char *ls = out("git -C '%s' ls-tree --name-only refs/heads/paddock-export "
+				      "| tr '\\n' ' '",
+				      f->sb);
+	assert_string_equal(ls, "a.txt ");
+}
+
+/* Not a git work tree (or not its top): exit 4; a bad or unknown base: 2 and
+ * 5. Nothing on stdout. */
+static void test_export_not_git(void **state)
+{
+	struct fx *f = *state;
+	char plain[128], errf[128];
+	snprintf(plain, sizeof plain, "%s/plain", f->dir);
+	snprintf(errf, sizeof errf, "%s/export.err", f->dir);
+	SH_OK("mkdir '%s' && echo x > '%s/x'", plain, plain);
+	assert_int_equal(run_export(plain, f->base, f->bundle, errf), REVIEW_EXPORT_NOT_GIT);
+	size_t len;
+	_cleanup_free_ char *msg = slurp(errf, &len);
+	assert_non_null(strstr(msg, "is not the top of a git work tree"));
+	struct stat st;
+	assert_int_equal(stat(f->bundle, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	/* A subdirectory of the clone is not its top. */
+	SH_OK("mkdir '%s/sub' && echo y > '%s/sub/y'", f->sb, f->sb);
+	char sub[160];
+	snprintf(sub, sizeof sub, "%s/sub", f->sb);
+	assert_int_equal(run_export(sub, f->base, f->bundle, NULL), REVIEW_EXPORT_NOT_GIT);
+
+	static const char *const bad[] = { "", "main", "HEAD", "0123456789abcdef",
+					   "0123456789ABCDEF0123456789ABCDEF01234567",
+					   "-0123456789abcdef0123456789abcdef0123456" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		assert_int_equal(run_export(f->sb, bad[i], f->bundle, NULL),
+				 REVIEW_EXPORT_BAD_BASE);
+	assert_int_equal(run_export(f->sb, "0123456789abcdef0123456789abcdef01234567", f->bundle,
+				    errf),
+			 REVIEW_EXPORT_NO_BASE);
+	assert_int_equal(stat(f->bundle, &st), 0);
+	assert_int_equal(st.st_size, 0);
+}
+
+/* The brief's end-to-end test: an agent commits, plants fsmonitor, hooks and
+ * a filter, changes a tracked file without committing; the export runs
+ * none of the hooks; review_bundle_diff shows both changes and writes
+ * nothing to the owner's repository; review_bundle_fetch brings both as
+ * paddock/work; nothing of the sandbox runs on the host. */
+static void test_export_diff_fetch_hostile(void **state)
+{
+	struct fx *f = *state;
+	agent_work(f); /* commits a.txt, c.txt, .gitattributes; b.txt changed, d.txt new */
+	plant_traps(f);
+	/* The traps are live for plain git in the sandbox (the test's git runs
+	 * the filter as "host": PD_SANDBOX_SIDE is not set here). */
+	SH_OK("cd '%s' && { git status && git update-ref refs/heads/t HEAD "
+	      "&& git update-ref -d refs/heads/t && git checkout -q main; } >/dev/null 2>&1",
+	      f->sb);
+	_cleanup_free_ char *live = markers(f, true);
+	assert_string_equal(live,
+			    "m-filter-host m-fsmonitor m-post-checkout m-reference-transaction ");
+	SH_OK("rm -f '%s'/m-*", f->dir);
+
+	/* The export: only the filter runs, inside. */
+	assert_int_equal(sandbox_export(f, f->bundle, f->base), REVIEW_EXPORT_OK);
+	_cleanup_free_ char *after_export = markers(f, true);
+	assert_string_equal(after_export, "m-filter-sandbox ");
+	SH_OK("rm -f '%s'/m-*", f->dir);
+	struct review_bundle_info *info = calloc(1, sizeof *info);
+	struct pd_err err = { 0 };
+	assert_int_equal(review_bundle_check(f->bundle, NULL, info, &err), 0);
+	_cleanup_free_ char *tip = out("git -C '%s' rev-parse refs/heads/paddock-export", f->sb);
+	assert_string_equal(info->tip, tip);
+	free(info);
+
+	/* The diff. */
+	_cleanup_free_ char *git_before = owner_git_state(f);
+	_cleanup_free_ char *tree_before = owner_state(f);
+	size_t tmp_before = review_tmp_count();
+	char patch[128];
+	snprintf(patch, sizeof patch, "%s/diff.out", f->dir);
+	struct review_summary s;
+	memset(&s, 0x55, sizeof s); /* every field is set */
+	_cleanup_free_ char *text = diff_text(f, f->bundle, f->base, false, patch, &s);
+	assert_non_null(strstr(text, " 5 files changed, 5 insertions(+), 1 deletion(-)\n"));
+	assert_non_null(strstr(text, "diff --git a/a.txt b/a.txt\n")); /* committed */
+	assert_non_null(strstr(text, "\n-two\n"));
+	assert_non_null(strstr(text, "\n+four\n"));
+	assert_non_null(strstr(text, "diff --git a/b.txt b/b.txt\n")); /* uncommitted */
+	assert_non_null(strstr(text, "\n b\n+agent wip\n"));
+	assert_non_null(strstr(text, "diff --git a/d.txt b/d.txt\nnew file mode 100644\n"));
+	assert_null(strstr(text, "\033[")); /* no color */
+	/* The stat comes first. */
+	assert_true(strstr(text, "files changed") < strstr(text, "diff --git"));
+	assert_string_equal(s.base, f->base);
+	assert_string_equal(s.tip, tip);
+	assert_string_equal(s.branch, "");
+	assert_string_equal(s.review_command, "");
+	assert_int_equal(s.commits, 4);
+	assert_int_equal(s.files_changed, 5);
+	assert_int_equal(s.insertions, 5);
+	assert_int_equal(s.deletions, 1);
+
+	/* --stat only; the summary alone (no fd). */
+	_cleanup_free_ char *stat = diff_text(f, f->bundle, f->base, true, patch, &s);
+	assert_non_null(strstr(stat, " 5 files changed, 5 insertions(+), 1 deletion(-)\n"));
+	assert_non_null(strstr(stat, " b.txt"));
+	assert_null(strstr(stat, "diff --git"));
+	assert_null(strstr(stat, "@@"));
+	struct review_summary s2 = { 0 };
+	assert_int_equal(diff(f, f->bundle, f->base, -1, false, &s2, &err), 0);
+	assert_int_equal(s2.commits, 4);
+	assert_int_equal(s2.insertions, 5);
+	/* Without a base: everything from the root counts. */
+	assert_int_equal(diff(f, f->bundle, NULL, -1, false, &s2, &err), 0);
+	assert_string_equal(s2.base, "");
+	assert_int_equal(s2.commits, 5);
+	assert_int_equal(s2.files_changed, 5); /* a b c d .gitattributes */
+
+	/* The owner's repository: not a byte changed. */
+	_cleanup_free_ char *git_after = owner_git_state(f);
+	assert_string_equal(git_before, git_after);
+	_cleanup_free_ char *tree_after = owner_state(f);
+	assert_string_equal(tree_before, tree_after);
+	assert_int_not_equal(sh("git -C '%s' cat-file -e %s 2>/dev/null", f->owner, tip), 0);
+	assert_int_equal(review_tmp_count(), tmp_before);
+	_cleanup_free_ char *none = markers(f, true);
+	assert_string_equal(none, "");
+
+	/* The fetch. */
+	struct review_summary fs = { 0 };
+	assert_int_equal(fetch(f, f->bundle, "work", NULL, &fs, &err), 0);
+	_cleanup_free_ char *got = out("git -C '%s' rev-parse refs/heads/paddock/work", f->owner);
+	assert_string_equal(got, tip);
+	_cleanup_free_ char *a = out("git -C '%s' show paddock/work:a.txt", f->owner);
+	assert_string_equal(a, "one\nthree\nfour");
+	_cleanup_free_ char *b = out("git -C '%s' show paddock/work:b.txt", f->owner);
+	assert_string_equal(b, "b\nagent wip");
+	assert_int_equal(fs.commits, s.commits);
+	assert_int_equal(fs.files_changed, s.files_changed);
+	assert_int_equal(fs.insertions, s.insertions);
+	assert_int_equal(fs.deletions, s.deletions);
+	/* (The snapshot does see a fetch.) */
+	_cleanup_free_ char *git_fetched = owner_git_state(f);
+	assert_string_not_equal(git_fetched, git_before);
+	_cleanup_free_ char *still_none = markers(f, true);
+	assert_string_equal(still_none, "");
+	assert_false(exists(f->pwned));
+	assert_int_equal(review_tmp_count(), tmp_before);
+}
+
+/* What the diff shows is the content: a binary file as "Binary files ...
+ * differ", and the bundle's .gitattributes (-diff, a textconv driver) can
+ * neither hide a text change as binary nor run anything. */
+static void test_diff_binary_and_attributes(void **state)
+{
+	struct fx *f = *state;
+	SH_OK("cd '%s' && printf 'bin\\000ary\\001' > blob.bin "
+	      "&& printf '*.txt -diff\\n*.md diff=evil\\n' > .gitattributes "
+	      "&& printf 'secret change\\n' >> a.txt && printf 'doc\\n' > r.md "
+	      "&& git config diff.evil.textconv '%s' && git config diff.external '%s'",
+	      f->sb, f->evil, f->evil);
+	assert_int_equal(sandbox_export(f, f->bundle, f->base), REVIEW_EXPORT_OK);
+	/* The agent's own attributes do hide it from plain git inside. */
+	_cleanup_free_ char *inside =
+		out("cd '%s' && git diff --no-ext-diff --no-textconv %s refs/heads/paddock-export "
+		    "-- a.txt",
+		    f->sb, f->base);
+	assert_non_null(strstr(inside, "Binary files"));
+
+	char patch[128];
+	snprintf(patch, sizeof patch, "%s/diff.out", f->dir);
+	struct review_summary s = { 0 };
+	_cleanup_free_ char *text = diff_text(f, f->bundle, f->base, false, patch, &s);
+	assert_non_null(strstr(text, "+secret change\n"));
+	assert_non_null(strstr(text, "+doc\n"));
+	assert_non_null(strstr(text, "Binary files /dev/null and b/blob.bin differ\n"));
+	assert_null(strstr(text, "\001")); /* none of the binary content */
+	assert_int_equal(s.files_changed, 4);
+	assert_false(exists(f->pwned));
+	assert_false(exists(f->sb_ran));
+}
+
+/* A refused diff: fails saying `what`, writes nothing to the fd, leaves no
+ * private directory, and the owner's repository is untouched. */
+static void assert_diff_refused(struct fx *f, const char *bundle, const char *base,
+				const char *what)
+{
+	_cleanup_free_ char *before = owner_git_state(f);
+	size_t tmp_before = review_tmp_count();
+	char path[128];
+	snprintf(path, sizeof path, "%s/refused.out", f->dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	struct review_summary s = { 0 };
+	struct pd_err err;
+	assert_true(diff(f, bundle, base, fd, false, &s, &err) < 0);
+	close(fd);
+	char buf[1200];
+	pd_err_format(&err, buf, sizeof buf);
+	if (!strstr(buf, what))
+		fail_msg("error \"%s\" does not say \"%s\"", buf, what);
+	assert_string_equal(s.tip, ""); /* untouched */
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_int_equal(review_tmp_count(), tmp_before);
+	_cleanup_free_ char *after = owner_git_state(f);
+	assert_string_equal(before, after);
+}
+
+static void test_diff_refusals(void **state)
+{
+	struct fx *f = *state;
+	good_bundle(f);
+	/* A bad object: fsck refuses it. */
+	char bad[128];
+	snprintf(bad, sizeof bad, "%s/bad.bundle", f->dir);
+	_cleanup_free_ char *good = out("git -C '%s' rev-parse refs/heads/paddock-export", f->sb);
+	SH_OK("cd '%s' && blob=$(printf 'evil\\n' | git hash-object -w --stdin) "
+	      "&& tree=$(printf '100644 blob %%s\\t.git\\n' $blob | git mktree) "
+	      "&& c=$(git commit-tree $tree -p HEAD -m evil) "
+	      "&& git update-ref refs/heads/paddock-export $c "
+	      "&& git bundle create -q '%s' refs/heads/paddock-export '^%s' "
+	      "&& git update-ref refs/heads/paddock-export %s",
+	      f->sb, bad, f->base, good);
+	assert_diff_refused(f, bad, f->base, "refused by fsck");
+	/* A prerequisite the owner lacks. */
+	_cleanup_free_ char *mid = out("git -C '%s' rev-parse HEAD~2", f->sb);
+	SH_OK("cd '%s' && git bundle create -q '%s' refs/heads/paddock-export '^%s'", f->sb, bad,
+	      mid);
+	assert_diff_refused(f, bad, f->base, "prerequisite");
+	/* Not a bundle; another ref; a bad or unknown base. */
+	spew(bad, "hello\n", 6);
+	assert_diff_refused(f, bad, f->base, "not a git bundle");
+	SH_OK("cd '%s' && git bundle create -q '%s' refs/heads/main '^%s'", f->sb, bad, f->base);
+	assert_diff_refused(f, bad, f->base, "only refs/heads/paddock-export");
+	assert_diff_refused(f, f->bundle, "main", "not a full sha1 object name");
+	assert_diff_refused(f, f->bundle, "0123456789abcdef0123456789abcdef01234567",
+			    "is not a commit");
+	/* And the good bundle still diffs. */
+	struct review_summary s = { 0 };
+	struct pd_err err;
+	assert_int_equal(diff(f, f->bundle, f->base, -1, false, &s, &err), 0);
+	assert_int_equal(s.commits, 4);
+}
+
 int main(void)
 {
 	if (geteuid() != 0) {
@@ -831,6 +1291,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refuse_bad_name, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_refuse_current_branch, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_repository, fx_setup, fx_teardown),
+		cmocka_unit_test(test_export_script_documented),
+		cmocka_unit_test_setup_teardown(test_export_bundle_checks, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_export_nothing, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_export_not_git, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_export_diff_fetch_hostile, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_diff_binary_and_attributes, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_diff_refusals, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,0 +1,749 @@
+/* cmd-sandbox.c: the commands for named sandboxes, all served by paddockd:
+ * up, exec, attach, sessions, ls, logs, diff, pull, stop, start, down,
+ * events. The daemon is started on demand (like tmux's server) when its
+ * socket does not answer and we are root. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/cleanup.h"
+#include "daemon/proto.h"
+#include "spec/spec.h"
+#include "spec/yaml.h"
+
+/* ---- the connection ---------------------------------------------------- */
+
+static const char *sock_path(void)
+{
+	const char *p = getenv("PADDOCK_SOCKET");
+	return p && p[0] == '/' ? p : PD_SOCKET_DEFAULT;
+}
+
+static int try_connect(void)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock_path());
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+/* Start paddockd (next to this binary) detached from us, and wait for it. */
+static int start_daemon(struct pd_err *err)
+{
+	char self[PATH_MAX], exe[PATH_MAX + 16];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0)
+		return pd_err_errno(err, "daemon", "finding paddockd");
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	*slash = '\0';
+	snprintf(exe, sizeof exe, "%s/paddockd", self);
+	if (access(exe, X_OK) < 0)
+		return pd_err_errno(err, "daemon", "%s", exe);
+	pid_t pid = fork();
+	if (pid < 0)
+		return pd_err_errno(err, "daemon", "fork");
+	if (pid == 0) {
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		int nul = open("/dev/null", O_RDWR);
+		char logp[PATH_MAX];
+		const char *state = getenv("PADDOCK_STATE_DIR");
+		snprintf(logp, sizeof logp, "%s/paddockd.log",
+			 state && state[0] == '/' ? state : "/var/lib/paddock");
+		int log = open(logp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		dup2(nul, 0);
+		dup2(log >= 0 ? log : nul, 1);
+		dup2(log >= 0 ? log : nul, 2);
+		if (chdir("/") < 0)
+			_exit(1);
+		execl(exe, "paddockd", "--socket", sock_path(), (char *)NULL);
+		_exit(127);
+	}
+	waitpid(pid, NULL, 0);
+	for (int i = 0; i < 500; i++) { /* 5 s */
+		int fd = try_connect();
+		if (fd >= 0)
+			return fd;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return pd_err_set(err, ETIMEDOUT, "daemon", "paddockd did not come up on %s", sock_path());
+}
+
+static int daemon_connect(struct pd_err *err)
+{
+	int fd = try_connect();
+	if (fd >= 0)
+		return fd;
+	if ((fd == -ENOENT || fd == -ECONNREFUSED) && geteuid() == 0)
+		return start_daemon(err);
+	pd_err_set(err, -fd, "daemon", "cannot reach paddockd at %s", sock_path());
+	return pd_err_hint(err, fd == -EACCES ? "join the paddock group, or use sudo"
+					      : "start it (sudo paddockd, or paddockd.service)");
+}
+
+/* Send req (stolen) and read the JSON answer. Returns the answer, or NULL
+ * after printing why. *fd_out keeps the connection when non-NULL. */
+static json_t *request(json_t *req, int *fd_out, int *rc)
+{
+	struct pd_err err = { 0 };
+	*rc = EXIT_PADDOCK;
+	int fd = daemon_connect(&err);
+	if (fd < 0) {
+		json_decref(req);
+		cli_error(&err);
+		return NULL;
+	}
+	char *s = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	int type;
+	char *data = NULL;
+	size_t len;
+	int r = s ? pd_frame_write(fd, PD_FR_JSON, s, strlen(s)) : -ENOMEM;
+	free(s);
+	if (r == 0)
+		r = pd_frame_read(fd, &type, &data, &len);
+	if (r < 0 || type != PD_FR_JSON) {
+		cli_errorf("daemon: %s", r < 0 ? strerror(-r) : "unexpected answer");
+		free(data);
+		close(fd);
+		return NULL;
+	}
+	json_t *ans = json_loadb(data, len, 0, NULL);
+	free(data);
+	if (!json_is_object(ans)) {
+		json_decref(ans);
+		cli_errorf("daemon: malformed answer");
+		close(fd);
+		return NULL;
+	}
+	if (!json_is_true(json_object_get(ans, "ok"))) {
+		json_t *e = json_object_get(ans, "error");
+		cli_errorf("%s", json_is_string(e) ? json_string_value(e) : "failed");
+		json_int_t code = json_integer_value(json_object_get(ans, "code"));
+		*rc = code > 0 && code < 256 ? (int)code : 1;
+		if (!fd_out) {
+			json_decref(ans);
+			close(fd);
+			return NULL;
+		}
+	} else {
+		*rc = 0;
+	}
+	if (fd_out)
+		*fd_out = fd;
+	else
+		close(fd);
+	return ans;
+}
+
+/* Output from the sandbox shown in a terminal: control characters but
+ * newline and tab become '?', so a log cannot drive the owner's terminal. */
+static void write_out(int fd, const char *data, size_t len, bool sanitize)
+{
+	char buf[PD_FRAME_MAX_DATA];
+	if (sanitize) {
+		for (size_t i = 0; i < len && i < sizeof buf; i++) {
+			unsigned char ch = (unsigned char)data[i];
+			buf[i] = (ch < 0x20 && ch != '\n' && ch != '\t') || ch == 0x7f ? '?' : (char)ch;
+		}
+		data = buf;
+	}
+	while (len) {
+		ssize_t n = write(fd, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		data += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Relay a session: our stdin -> 'I' frames, 'O'/'E' -> stdout/stderr,
+ * until 'X'. With tty, the terminal is raw and Ctrl-P Ctrl-Q, or "~." at the
+ * start of a line, detach (the session lives on). Returns the exit code. */
+static int stream(int fd, bool tty, bool sanitize, const char *name, long long session)
+{
+	struct termios saved;
+	bool raw = false;
+	int code = EXIT_PADDOCK;
+	bool in_open = true, detached = false;
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGWINCH);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	if (tty && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0) {
+		struct termios t = saved;
+		cfmakeraw(&t);
+		raw = tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0;
+	}
+	int prev = '\r'; /* for ~. */
+	for (;;) {
+		struct pollfd p[3] = { { .fd = fd, .events = POLLIN },
+				       { .fd = in_open ? STDIN_FILENO : -1, .events = POLLIN },
+				       { .fd = sfd, .events = POLLIN } };
+		if (poll(p, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[2].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			struct winsize ws;
+			if (read(sfd, &si, sizeof si) > 0 && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
+				uint8_t w[4] = { (uint8_t)(ws.ws_row >> 8), (uint8_t)ws.ws_row,
+						 (uint8_t)(ws.ws_col >> 8), (uint8_t)ws.ws_col };
+				pd_frame_write(fd, PD_FR_WINCH, w, 4);
+			}
+		}
+		if (p[1].revents & (POLLIN | POLLHUP)) {
+			char buf[4096];
+			ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+			if (n <= 0) {
+				in_open = false;
+				if (!tty)
+					pd_frame_write(fd, PD_FR_IN, NULL, 0);
+			} else {
+				size_t send = (size_t)n;
+				if (tty)
+					for (ssize_t i = 0; i < n; i++) {
+						int ch = (unsigned char)buf[i];
+						if ((prev == 0x10 && ch == 0x11) ||
+						    (prev == '~' && ch == '.' && i >= 1 &&
+						     (i < 2 || buf[i - 2] == '\r' || buf[i - 2] == '\n'))) {
+							detached = true;
+							send = (size_t)(i > 0 ? i - 1 : 0);
+							break;
+						}
+						prev = ch;
+					}
+				if (send)
+					pd_frame_write(fd, PD_FR_IN, buf, send);
+				if (detached)
+					break;
+			}
+		}
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			int type;
+			char *data = NULL;
+			size_t len;
+			if (pd_frame_read(fd, &type, &data, &len) < 0)
+				break;
+			if (type == PD_FR_OUT)
+				write_out(STDOUT_FILENO, data, len, sanitize);
+			else if (type == PD_FR_ERR)
+				write_out(STDERR_FILENO, data, len, sanitize);
+			else if (type == PD_FR_EXIT) {
+				json_t *x = json_loadb(data, len, 0, NULL);
+				code = (int)json_integer_value(json_object_get(x, "code"));
+				json_decref(x);
+				free(data);
+				break;
+			}
+			free(data);
+		}
+	}
+	if (raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	if (sfd >= 0)
+		close(sfd);
+	if (detached) {
+		fprintf(stderr, "\r\npaddock: detached from session %lld; paddock attach %s "
+				"--session %lld re-attaches\n", session, name, session);
+		return 0;
+	}
+	return code;
+}
+
+static int simple(json_t *req)
+{
+	int rc;
+	json_t *ans = request(req, NULL, &rc);
+	json_decref(ans);
+	return rc;
+}
+
+static bool name_arg(int argc, char **argv, int i, const char *cmd)
+{
+	if (i >= argc || argv[i][0] == '-') {
+		cli_errorf("%s: missing the sandbox's name (usage: paddock %s NAME)", cmd, cmd);
+		return false;
+	}
+	if (!pd_name_valid(argv[i])) {
+		cli_errorf("%s: invalid name '%s': want 1 to 40 of [a-z0-9-], starting with "
+			   "a letter or digit", cmd, argv[i]);
+		return false;
+	}
+	return true;
+}
+
+static bool want_help(int argc, char **argv)
+{
+	return argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
+}
+
+/* ---- commands -------------------------------------------------------------- */
+
+int cmd_up(int argc, char **argv)
+{
+	if (want_help(argc, argv)) {
+		puts("usage: paddock up NAME [OPTIONS] [-- CMD...]\n\n"
+		     "Create and start the named sandbox from ./paddock.yaml and the same options as\n"
+		     "paddock run; CMD is what paddock attach runs (default: a login shell).\n"
+		     "Prints the name when the sandbox is ready (after its setup script).");
+		return 0;
+	}
+	if (!name_arg(argc, argv, 1, "up"))
+		return 2;
+	struct spec s;
+	struct pd_err err = { 0 };
+	spec_init(&s);
+	int r = cli_parse_spec_flags(argc - 1, argv + 1, CLI_SPEC_SHOW, &s, NULL, &err);
+	if (r != 0) { /* the daemon validates (after its defaults) */
+		if (r == 1)
+			return spec_free(&s), 0;
+		cli_error(&err);
+		spec_free(&s);
+		return 2;
+	}
+	char *yaml = spec_to_yaml(&s, &err);
+	if (!yaml) {
+		cli_error(&err);
+		spec_free(&s);
+		return EXIT_PADDOCK;
+	}
+	json_t *req = json_pack("{s:s, s:s, s:s?, s:s?}", "op", "up", "name", argv[1], "spec", yaml,
+				"image", s.image);
+	if (s.workspace == PD_WS_AUTO && s.workspace_src)
+		json_object_set_new(req, "cwd", json_string(s.workspace_src));
+	free(yaml);
+	spec_free(&s);
+	int rc;
+	json_t *ans = request(req, NULL, &rc);
+	if (ans) {
+		json_t *w = json_object_get(ans, "warning");
+		if (json_is_string(w))
+			cli_errorf("warning: %s", json_string_value(w));
+		printf("%s\n", argv[1]);
+	}
+	json_decref(ans);
+	return rc;
+}
+
+int cmd_exec(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "tty", no_argument, NULL, 't' },     { "interactive", no_argument, NULL, 'i' },
+		{ "detach", no_argument, NULL, 'd' },  { "env", required_argument, NULL, 'e' },
+		{ "workdir", required_argument, NULL, 'w' }, { "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	bool tty = false, detach = false;
+	json_t *env = json_array();
+	const char *wd = NULL;
+	int c;
+	opterr = 0;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+tide:w:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 't': tty = true; break;
+		case 'i': break;
+		case 'd': detach = true; break;
+		case 'e': json_array_append_new(env, json_string(optarg)); break;
+		case 'w': wd = optarg; break;
+		case 'h':
+			puts("usage: paddock exec [-t] [-d] [-e NAME=VALUE] [-w DIR] NAME -- CMD...");
+			json_decref(env);
+			return 0;
+		default:
+			cli_errorf("exec: unknown option '%s'", argv[optind - 1]);
+			json_decref(env);
+			return 2;
+		}
+	}
+	if (!name_arg(argc, argv, optind, "exec")) {
+		json_decref(env);
+		return 2;
+	}
+	const char *name = argv[optind++];
+	if (optind < argc && !strcmp(argv[optind], "--"))
+		optind++;
+	if (optind >= argc) {
+		cli_errorf("exec: no command given (usage: paddock exec NAME -- CMD...)");
+		json_decref(env);
+		return 2;
+	}
+	json_t *a = json_array();
+	for (int i = optind; i < argc; i++)
+		json_array_append_new(a, json_string(argv[i]));
+	struct winsize ws = { 0 };
+	if (tty)
+		ioctl(STDIN_FILENO, TIOCGWINSZ, &ws);
+	json_t *req = json_pack("{s:s, s:s, s:o, s:o, s:b, s:b, s:i, s:i, s:s?}", "op", "exec", "name",
+				name, "argv", a, "env", env, "tty", tty, "detach", detach, "rows",
+				ws.ws_row, "cols", ws.ws_col, "workdir", wd);
+	int fd = -1, rc;
+	json_t *ans = request(req, detach ? NULL : &fd, &rc);
+	if (!ans)
+		return rc;
+	long long num = json_integer_value(json_object_get(ans, "session"));
+	bool ok = json_is_true(json_object_get(ans, "ok"));
+	json_decref(ans);
+	if (detach) {
+		printf("%lld\n", num);
+		return rc;
+	}
+	if (!ok) {
+		close(fd);
+		return rc;
+	}
+	rc = stream(fd, tty, false, name, num);
+	close(fd);
+	return rc;
+}
+
+int cmd_attach(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "session", required_argument, NULL, 's' }, { "help", no_argument, NULL, 'h' }, { 0 },
+	};
+	long long session = -1;
+	int c;
+	opterr = 0;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+s:h", opts, NULL)) != -1) {
+		if (c == 's') {
+			char *end;
+			session = strtoll(optarg, &end, 10);
+			if (*end || session <= 0) {
+				cli_errorf("attach: --session '%s': expected a number", optarg);
+				return 2;
+			}
+		} else if (c == 'h') {
+			puts("usage: paddock attach NAME [--session N]\n\n"
+			     "A new shell in the sandbox, or session N again (its recent output is\n"
+			     "replayed). Ctrl-P Ctrl-Q, or ~. at the start of a line, detaches.");
+			return 0;
+		} else {
+			cli_errorf("attach: unknown option '%s'", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (!name_arg(argc, argv, optind, "attach"))
+		return 2;
+	const char *name = argv[optind];
+	/* options may also follow the name */
+	for (int i = optind + 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--session") && i + 1 < argc)
+			session = strtoll(argv[++i], NULL, 10);
+		else {
+			cli_errorf("attach: unexpected argument '%s'", argv[i]);
+			return 2;
+		}
+	}
+	struct winsize ws = { 0 };
+	ioctl(STDIN_FILENO, TIOCGWINSZ, &ws);
+	json_t *req = json_pack("{s:s, s:s, s:i, s:i}", "op", "attach", "name", name, "rows",
+				ws.ws_row, "cols", ws.ws_col);
+	if (session > 0)
+		json_object_set_new(req, "session", json_integer(session));
+	int fd = -1, rc;
+	json_t *ans = request(req, &fd, &rc);
+	if (!ans)
+		return rc;
+	bool ok = json_is_true(json_object_get(ans, "ok"));
+	long long num = json_integer_value(json_object_get(ans, "session"));
+	bool tty = json_is_true(json_object_get(ans, "tty"));
+	json_decref(ans);
+	if (!ok) {
+		close(fd);
+		return rc;
+	}
+	rc = stream(fd, tty, false, name, num);
+	close(fd);
+	return rc;
+}
+
+static void fmt_age(int64_t since, char *buf, size_t len)
+{
+	int64_t d = time(NULL) - since;
+	if (d < 120)
+		snprintf(buf, len, "%llds", (long long)d);
+	else if (d < 7200)
+		snprintf(buf, len, "%lldm", (long long)d / 60);
+	else if (d < 172800)
+		snprintf(buf, len, "%lldh", (long long)d / 3600);
+	else
+		snprintf(buf, len, "%lldd", (long long)d / 86400);
+}
+
+static bool json_flag(int argc, char **argv, int from, const char *flag)
+{
+	for (int i = from; i < argc; i++)
+		if (!strcmp(argv[i], flag))
+			return true;
+	return false;
+}
+
+int cmd_ls(int argc, char **argv)
+{
+	bool js = json_flag(argc, argv, 1, "--json");
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--json")) {
+			cli_errorf("ls: unknown option '%s' (usage: paddock ls [--json])", argv[i]);
+			return 2;
+		}
+	int rc;
+	json_t *ans = request(json_pack("{s:s}", "op", "ls"), NULL, &rc);
+	if (!ans)
+		return rc;
+	json_t *a = json_object_get(ans, "sandboxes"), *x;
+	size_t i;
+	if (js) {
+		char *s = json_dumps(a, JSON_INDENT(2));
+		puts(s ? s : "[]");
+		free(s);
+	} else {
+		printf("%-20s %-10s %-14s %6s %9s %9s %s\n", "NAME", "STATE", "IMAGE", "AGE", "CPU",
+		       "MEM", "SESSIONS");
+		json_array_foreach(a, i, x) {
+			const char *img = json_string_value(json_object_get(x, "image"));
+			const char *base = img ? strrchr(img, '/') : NULL;
+			char age[24], cpu[32], mem[32];
+			fmt_age(json_integer_value(json_object_get(x, "created_at")), age, sizeof age);
+			snprintf(cpu, sizeof cpu, "%.1fs",
+				 (double)json_integer_value(json_object_get(x, "cpu_ns")) / 1e9);
+			snprintf(mem, sizeof mem, "%.1fM",
+				 (double)json_integer_value(json_object_get(x, "mem")) / 1048576.0);
+			printf("%-20s %-10s %-14.14s %6s %9s %9s %lld\n",
+			       json_string_value(json_object_get(x, "name")),
+			       json_string_value(json_object_get(x, "state")),
+			       base ? base + 1 : img ? img : "-", age, cpu, mem,
+			       (long long)json_integer_value(json_object_get(x, "sessions")));
+		}
+	}
+	json_decref(ans);
+	return 0;
+}
+
+int cmd_sessions(int argc, char **argv)
+{
+	if (!name_arg(argc, argv, 1, "sessions"))
+		return 2;
+	bool js = json_flag(argc, argv, 2, "--json");
+	int rc;
+	json_t *ans = request(json_pack("{s:s, s:s}", "op", "sessions", "name", argv[1]), NULL, &rc);
+	if (!ans)
+		return rc;
+	json_t *a = json_object_get(ans, "sessions"), *x;
+	size_t i;
+	if (js) {
+		char *s = json_dumps(a, JSON_INDENT(2));
+		puts(s ? s : "[]");
+		free(s);
+	} else {
+		printf("%-8s %-8s %-5s %6s %s\n", "SESSION", "STATE", "CODE", "SINCE", "COMMAND");
+		json_array_foreach(a, i, x) {
+			char age[24], code[24] = "-", cmd[256] = "";
+			fmt_age(json_integer_value(json_object_get(x, "started_at")), age, sizeof age);
+			const char *st = json_string_value(json_object_get(x, "state"));
+			if (st && !strcmp(st, "exited"))
+				snprintf(code, sizeof code, "%lld",
+					 (long long)json_integer_value(json_object_get(x, "code")));
+			size_t j;
+			json_t *arg;
+			json_array_foreach(json_object_get(x, "argv"), j, arg) {
+				size_t l = strlen(cmd);
+				snprintf(cmd + l, sizeof cmd - l, "%s%s", j ? " " : "",
+					 json_string_value(arg));
+			}
+			for (char *p = cmd; *p; p++)
+				if ((unsigned char)*p < 0x20 || *p == 0x7f)
+					*p = '?';
+			printf("%-8lld %-8s %-5s %6s %s\n",
+			       (long long)json_integer_value(json_object_get(x, "session")), st, code,
+			       age, cmd);
+		}
+	}
+	json_decref(ans);
+	return 0;
+}
+
+int cmd_logs(int argc, char **argv)
+{
+	if (!name_arg(argc, argv, 1, "logs"))
+		return 2;
+	bool follow = false;
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--follow"))
+			follow = true;
+		else {
+			cli_errorf("logs: unknown option '%s' (usage: paddock logs NAME [-f])",
+				   argv[i]);
+			return 2;
+		}
+	}
+	int fd = -1, rc;
+	json_t *ans = request(json_pack("{s:s, s:s, s:b}", "op", "logs", "name", argv[1], "follow",
+					follow),
+			      &fd, &rc);
+	if (!ans)
+		return rc;
+	bool ok = json_is_true(json_object_get(ans, "ok"));
+	json_decref(ans);
+	if (!ok) {
+		close(fd);
+		return rc;
+	}
+	rc = stream(fd, false, isatty(STDOUT_FILENO), argv[1], 0);
+	close(fd);
+	return rc;
+}
+
+static int review_cmd(int argc, char **argv, bool pull)
+{
+	const char *cmd = pull ? "pull" : "diff";
+	if (!name_arg(argc, argv, 1, cmd))
+		return 2;
+	json_t *req = json_pack("{s:s, s:s}", "op", cmd, "name", argv[1]);
+	for (int i = 2; i < argc; i++) {
+		if (!pull && !strcmp(argv[i], "--stat")) {
+			json_object_set_new(req, "stat", json_true());
+		} else if (!strcmp(argv[i], "--max-bytes") && i + 1 < argc) {
+			uint64_t v;
+			if (spec_parse_size(argv[++i], &v) < 0 || !v) {
+				cli_errorf("%s: --max-bytes '%s': expected a size like 512M", cmd,
+					   argv[i]);
+				json_decref(req);
+				return 2;
+			}
+			json_object_set_new(req, "max_bytes", json_integer((json_int_t)v));
+		} else {
+			cli_errorf("%s: unknown option '%s'", cmd, argv[i]);
+			json_decref(req);
+			return 2;
+		}
+	}
+	int fd = -1, rc;
+	json_t *ans = request(req, &fd, &rc);
+	if (!ans)
+		return rc;
+	json_t *sum = json_object_get(ans, "summary");
+	bool ok = json_is_true(json_object_get(ans, "ok"));
+	if (ok && pull)
+		printf("paddock: %s: %lld commit(s), %lld file(s) changed, %lld insertion(s), %lld "
+		       "deletion(s)\nreview: %s\n",
+		       json_string_value(json_object_get(sum, "branch")),
+		       (long long)json_integer_value(json_object_get(sum, "commits")),
+		       (long long)json_integer_value(json_object_get(sum, "files")),
+		       (long long)json_integer_value(json_object_get(sum, "insertions")),
+		       (long long)json_integer_value(json_object_get(sum, "deletions")),
+		       json_string_value(json_object_get(sum, "review")));
+	json_decref(ans);
+	if (ok)
+		rc = stream(fd, false, false, argv[1], 0);
+	close(fd);
+	return rc;
+}
+
+int cmd_diff(int argc, char **argv) { return review_cmd(argc, argv, false); }
+int cmd_pull(int argc, char **argv) { return review_cmd(argc, argv, true); }
+
+static int lifecycle(int argc, char **argv, const char *op)
+{
+	if (!name_arg(argc, argv, 1, op))
+		return 2;
+	if (argc > 2) {
+		cli_errorf("%s: unexpected argument '%s'", op, argv[2]);
+		return 2;
+	}
+	return simple(json_pack("{s:s, s:s}", "op", op, "name", argv[1]));
+}
+
+int cmd_stop(int argc, char **argv) { return lifecycle(argc, argv, "stop"); }
+int cmd_start(int argc, char **argv) { return lifecycle(argc, argv, "start"); }
+int cmd_down(int argc, char **argv) { return lifecycle(argc, argv, "down"); }
+
+int cmd_events(int argc, char **argv)
+{
+	json_t *req = json_pack("{s:s}", "op", "events");
+	bool js = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			js = true;
+		else if (!strcmp(argv[i], "--sandbox") && i + 1 < argc)
+			json_object_set_new(req, "name", json_string(argv[++i]));
+		else {
+			cli_errorf("events: unknown option '%s' (usage: paddock events "
+				   "[--sandbox NAME] [--json])", argv[i]);
+			json_decref(req);
+			return 2;
+		}
+	}
+	int rc;
+	json_t *ans = request(req, NULL, &rc);
+	if (!ans)
+		return rc;
+	json_t *a = json_object_get(ans, "events"), *x;
+	size_t i;
+	json_array_foreach(a, i, x) {
+		if (js) {
+			char *s = json_dumps(x, JSON_COMPACT);
+			puts(s ? s : "{}");
+			free(s);
+			continue;
+		}
+		char ts[32], *detail = json_dumps(json_object_get(x, "detail"), JSON_COMPACT);
+		time_t t = (time_t)(json_integer_value(json_object_get(x, "ts_ms")) / 1000);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		const char *sb = json_string_value(json_object_get(x, "sandbox"));
+		printf("%s %-12s %-14s %s\n", ts, sb ? sb : "-",
+		       json_string_value(json_object_get(x, "kind")), detail ? detail : "");
+		free(detail);
+	}
+	json_decref(ans);
+	return 0;
+}
+
+int cmd_daemon_status(int argc, char **argv)
+{
+	int rc;
+	json_t *ans = request(json_pack("{s:s}", "op", "status"), NULL, &rc);
+	if (!ans)
+		return rc;
+	json_object_del(ans, "ok");
+	char *s = json_dumps(ans, JSON_COMPACT);
+	puts(s ? s : "{}");
+	free(s);
+	json_decref(ans);
+	return 0;
+}

@@ -1,0 +1,494 @@
+/* paddockd: the only privileged process. It owns named sandboxes, the ptys
+ * of their sessions and the state database, and serves the CLI over a Unix
+ * socket whose permissions decide who may use paddock (root, and the
+ * `paddock` group when it exists). Protocol: docs/PROTOCOL.md.
+ *
+ *   paddockd [--socket PATH] [--db PATH] [--foreground]
+ *
+ * The CLI starts it on demand; contrib/paddockd.service runs it under
+ * systemd. One instance per socket (a lock next to it). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+
+#include "common/cleanup.h"
+#include "daemon/daemon.h"
+#include "daemon/proto.h"
+#include "image/image.h"
+
+/* ---- clients ------------------------------------------------------------ */
+
+static void client_free(struct client *c)
+{
+	struct daemon *d = c->d;
+	session_detach(c);
+	if (c->follow) {
+		for (struct client **p = &c->follow->followers; *p; p = &(*p)->next_follow)
+			if (*p == c) {
+				*p = c->next_follow;
+				break;
+			}
+		c->follow = NULL;
+	}
+	bufferevent_free(c->bev);
+	d->n_clients--;
+	free(c);
+}
+
+static void client_flushed(struct bufferevent *bev, void *ctx)
+{
+	struct client *c = ctx;
+	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		client_free(c);
+}
+
+/* Close once everything queued has been written. */
+void client_close(struct client *c)
+{
+	if (c->mode == CL_WAITING) { /* a job still holds it: it closes when done */
+		c->closing = true;
+		return;
+	}
+	session_detach(c);
+	c->closing = true;
+	bufferevent_disable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		client_free(c);
+}
+
+void client_send(struct client *c, int type, const void *data, size_t len)
+{
+	uint8_t hdr[PD_FRAME_HDR];
+	pd_frame_hdr(hdr, type, len);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_add(out, hdr, sizeof hdr);
+	if (len)
+		evbuffer_add(out, data, len);
+}
+
+void client_reply(struct client *c, json_t *obj)
+{
+	if (!obj)
+		obj = json_pack("{s:b, s:s}", "ok", 0, "error", "out of memory");
+	char *s = json_dumps(obj, JSON_COMPACT);
+	json_decref(obj);
+	if (s) {
+		client_send(c, PD_FR_JSON, s, strlen(s));
+		free(s);
+	}
+	if (c->mode == CL_REQUEST || c->mode == CL_WAITING)
+		c->mode = CL_REPLIED;
+}
+
+void client_error(struct client *c, int code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	bool closing = c->closing;
+	c->closing = false;
+	client_reply(c, json_pack("{s:b, s:s, s:i}", "ok", 0, "error", msg, "code", code));
+	c->mode = CL_REPLIED;
+	client_close(c);
+	(void)closing;
+}
+
+static void client_frame(struct client *c, int type, const char *data, size_t len)
+{
+	if (c->mode == CL_REQUEST) {
+		if (type != PD_FR_JSON) {
+			client_error(c, 2, "protocol: the first frame must be a JSON request");
+			return;
+		}
+		json_error_t je;
+		json_t *req = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+		if (!req || !json_is_object(req)) {
+			json_decref(req);
+			client_error(c, 2, "protocol: the request is not a JSON object: %s",
+				     req ? "not an object" : je.text);
+			return;
+		}
+		bufferevent_set_timeouts(c->bev, NULL, NULL);
+		op_dispatch(c, req);
+		json_decref(req);
+		return;
+	}
+	if (c->mode != CL_STREAM || !c->sess) {
+		if (type == PD_FR_IN || type == PD_FR_WINCH)
+			return; /* input after the session ended: drop */
+		client_error(c, 2, "protocol: unexpected frame");
+		return;
+	}
+	if (type == PD_FR_IN)
+		session_input(c->sess, data, len);
+	else if (type == PD_FR_WINCH)
+		session_winch(c->sess, (unsigned short)((uint8_t)data[0] << 8 | (uint8_t)data[1]),
+			      (unsigned short)((uint8_t)data[2] << 8 | (uint8_t)data[3]));
+	else
+		client_error(c, 2, "protocol: unexpected frame");
+}
+
+static void client_read(struct bufferevent *bev, void *ctx)
+{
+	struct client *c = ctx;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	while (!c->closing) {
+		uint8_t hdr[PD_FRAME_HDR];
+		if (evbuffer_copyout(in, hdr, sizeof hdr) < (ssize_t)sizeof hdr)
+			return;
+		int type;
+		size_t len;
+		int r = pd_frame_parse(hdr, &type, &len);
+		if (r < 0) {
+			client_error(c, 2, "protocol: %s",
+				     r == -EMSGSIZE ? "message too large" : "unknown frame type");
+			return;
+		}
+		if (evbuffer_get_length(in) < sizeof hdr + len) {
+			/* read no more than the frame needs */
+			bufferevent_setwatermark(bev, EV_READ, 0, sizeof hdr + len + 4096);
+			return;
+		}
+		evbuffer_drain(in, sizeof hdr);
+		char *data = malloc(len + 1);
+		if (!data) {
+			client_error(c, 1, "out of memory");
+			return;
+		}
+		evbuffer_remove(in, data, len);
+		data[len] = '\0';
+		client_frame(c, type, data, len);
+		free(data);
+		if (c->mode == CL_WAITING || c->mode == CL_REPLIED)
+			return; /* one request per connection */
+	}
+}
+
+static void client_event(struct bufferevent *bev, short what, void *ctx)
+{
+	struct client *c = ctx;
+	if (what & BEV_EVENT_TIMEOUT) {
+		client_error(c, 2, "protocol: no request within %d s", PD_REQUEST_TIMEOUT);
+		return;
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		/* the client went away: a session it watched lives on */
+		if (c->mode == CL_WAITING) {
+			c->closing = true;
+			session_detach(c);
+			bufferevent_disable(bev, EV_READ | EV_WRITE);
+			return;
+		}
+		client_free(c);
+	}
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+		      void *ctx)
+{
+	struct daemon *d = ctx;
+	struct ucred cred;
+	socklen_t cl = sizeof cred;
+	if (d->n_clients >= PD_MAX_CLIENTS ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0) {
+		close(fd);
+		return;
+	}
+	struct client *c = calloc(1, sizeof *c);
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->d = d;
+	c->uid = cred.uid;
+	c->gid = cred.gid;
+	c->pid = cred.pid;
+	c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		close(fd);
+		free(c);
+		return;
+	}
+	d->n_clients++;
+	struct timeval tv = { PD_REQUEST_TIMEOUT, 0 };
+	bufferevent_setcb(c->bev, client_read, client_flushed, client_event, c);
+	bufferevent_set_timeouts(c->bev, &tv, NULL);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 64 << 10);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+/* ---- log and events ---------------------------------------------------- */
+
+void dsb_log(struct dsb *s, const char *fmt, ...)
+{
+	char line[1200], ts[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	va_list ap;
+	va_start(ap, fmt);
+	int n = snprintf(line, sizeof line, "paddock %s ", ts);
+	n += vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof line - 2)
+		n = (int)sizeof line - 2;
+	line[n++] = '\n';
+	if (s->log_fd >= 0)
+		(void)!write(s->log_fd, line, (size_t)n);
+	for (struct client *c = s->followers; c; c = c->next_follow)
+		client_send(c, PD_FR_OUT, line, (size_t)n);
+}
+
+void daemon_event(struct daemon *d, const char *sandbox, const char *kind, json_t *detail)
+{
+	if (!detail)
+		detail = json_object();
+	char *s = json_dumps(detail, JSON_COMPACT);
+	json_decref(detail);
+	struct pd_err err;
+	if (s && pd_state_event(d->st, sandbox, kind, s, &err) < 0)
+		fprintf(stderr, "paddockd: recording an event: %s\n", err.msg);
+	free(s);
+}
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+static void *job_thread(void *arg)
+{
+	struct job *j = arg;
+	j->work(j);
+	ssize_t n;
+	do
+		n = write(j->d->job_pipe[1], &j, sizeof j);
+	while (n < 0 && errno == EINTR);
+	return NULL;
+}
+
+int job_run(struct job *j)
+{
+	pthread_t t;
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (j->c)
+		j->c->mode = CL_WAITING;
+	if (j->sb)
+		j->sb->busy = true;
+	int r = pthread_create(&t, &a, job_thread, j);
+	pthread_attr_destroy(&a);
+	if (r) {
+		if (j->c)
+			j->c->mode = CL_REQUEST;
+		if (j->sb)
+			j->sb->busy = false;
+		return -r;
+	}
+	return 0;
+}
+
+static void job_done(evutil_socket_t fd, short what, void *ctx)
+{
+	struct job *j;
+	while (read(fd, &j, sizeof j) == (ssize_t)sizeof j) {
+		if (j->sb)
+			j->sb->busy = false;
+		struct client *c = j->c;
+		bool gone = c && c->closing;
+		if (c) {
+			c->mode = CL_REQUEST;
+			c->closing = false;
+		}
+		if (gone) { /* its client left: finish the work, then forget it */
+			j->c = NULL;
+			j->done(j);
+			client_free(c);
+		} else {
+			j->done(j);
+		}
+	}
+}
+
+/* ---- start-up ------------------------------------------------------------ */
+
+static int make_socket(struct daemon *d)
+{
+	_cleanup_free_ char *dir = strdup(d->sock_path);
+	char *slash = dir ? strrchr(dir, '/') : NULL;
+	if (!slash)
+		return -EINVAL;
+	*slash = '\0';
+	if (dir[0] && mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	char lock[300];
+	snprintf(lock, sizeof lock, "%s.lock", d->sock_path);
+	int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (lfd < 0)
+		return -errno;
+	if (flock(lfd, LOCK_EX | LOCK_NB) < 0) {
+		close(lfd);
+		return -EADDRINUSE; /* another paddockd serves this socket */
+	}
+	/* lfd stays open (and locked) for our lifetime */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(d->sock_path) >= sizeof sa.sun_path) {
+		close(fd);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, d->sock_path);
+	unlink(d->sock_path);
+	mode_t old = umask(0177);
+	int r = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+	umask(old);
+	if (r < 0 || listen(fd, 128) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	/* root, and the paddock group when there is one */
+	struct group *g = getgrnam("paddock");
+	if (g && (chown(d->sock_path, 0, g->gr_gid) < 0 || chmod(d->sock_path, 0660) < 0)) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *ctx)
+{
+	struct daemon *d = ctx;
+	event_base_loopbreak(d->base);
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: paddockd [--socket PATH] [--db PATH] [--foreground]\n", f);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "db", required_argument, NULL, 'd' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct daemon d = { .listen_fd = -1 };
+	snprintf(d.sock_path, sizeof d.sock_path, "%s",
+		 getenv("PADDOCK_SOCKET") ? getenv("PADDOCK_SOCKET") : PD_SOCKET_DEFAULT);
+	snprintf(d.db_path, sizeof d.db_path, "%s/paddock.db", image_state_dir());
+	int o;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (o) {
+		case 's':
+			snprintf(d.sock_path, sizeof d.sock_path, "%s", optarg);
+			break;
+		case 'd':
+			snprintf(d.db_path, sizeof d.db_path, "%s", optarg);
+			break;
+		case 'f':
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "paddockd: unknown option '%s'\n", argv[optind - 1]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "paddockd: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "paddockd: must run as root\n");
+		return 1;
+	}
+	if (d.sock_path[0] != '/' || d.db_path[0] != '/') {
+		fprintf(stderr, "paddockd: --socket and --db must be absolute paths\n");
+		return 2;
+	}
+	snprintf(d.sbdir, sizeof d.sbdir, "%s/sandboxes", image_state_dir());
+	signal(SIGPIPE, SIG_IGN);
+	struct pd_err err = { 0 };
+	if (mkdir(image_state_dir(), 0755) < 0 && errno != EEXIST) {
+		fprintf(stderr, "paddockd: creating %s: %s\n", image_state_dir(), strerror(errno));
+		return 1;
+	}
+	if (mkdir(d.sbdir, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "paddockd: creating %s: %s\n", d.sbdir, strerror(errno));
+		return 1;
+	}
+	if (pd_state_open(d.db_path, &d.st, &err) < 0) {
+		char buf[1200];
+		fprintf(stderr, "paddockd: %s\n", pd_err_format(&err, buf, sizeof buf));
+		return 1;
+	}
+	int fd = make_socket(&d);
+	if (fd < 0) {
+		fprintf(stderr, "paddockd: %s: %s\n", d.sock_path,
+			fd == -EADDRINUSE ? "another paddockd is serving this socket"
+					  : strerror(-fd));
+		pd_state_close(d.st);
+		return fd == -EADDRINUSE ? 3 : 1;
+	}
+	d.base = event_base_new();
+	if (!d.base || pipe2(d.job_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		fprintf(stderr, "paddockd: event loop: %s\n", strerror(errno));
+		return 1;
+	}
+	reconcile(&d);
+	d.job_ev = event_new(d.base, d.job_pipe[0], EV_READ | EV_PERSIST, job_done, &d);
+	event_add(d.job_ev, NULL);
+	struct evconnlistener *lis =
+		evconnlistener_new(d.base, on_accept, &d, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	struct event *sterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
+	struct event *sint = evsignal_new(d.base, SIGINT, on_signal, &d);
+	if (!lis || !sterm || !sint) {
+		fprintf(stderr, "paddockd: event loop setup failed\n");
+		return 1;
+	}
+	event_add(sterm, NULL);
+	event_add(sint, NULL);
+	/* the CLI waits for this line (or the socket) when it starts us */
+	fprintf(stderr, "paddockd: serving %s\n", d.sock_path);
+	event_base_dispatch(d.base);
+	/* Leaving: named sandboxes live on, a restarted daemon adopts them. */
+	evconnlistener_free(lis);
+	unlink(d.sock_path);
+	while (d.sandboxes) {
+		struct dsb *s = d.sandboxes;
+		d.sandboxes = s->next;
+		dsb_free(s, true);
+	}
+	event_free(sterm);
+	event_free(sint);
+	event_free(d.job_ev);
+	event_base_free(d.base);
+	pd_state_close(d.st);
+	return 0;
+}
