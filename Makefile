@@ -85,6 +85,26 @@ $(BUILD)/tests/test_fuzz_replay: tests/fuzz/replay.c tests/fuzz/fuzz_spec.c $(BU
 
 unit: $(BUILD)/tests/test_fuzz_replay
 
+# The gateway's parsers of untrusted input (paddock-egress): TLS ClientHello
+# and HTTP request heads. build/fuzz/fuzz_sni tests/fuzz/corpus/sni, etc.
+EGRESS_FUZZ := sni http
+fuzz: $(EGRESS_FUZZ:%=$(BUILD)/fuzz/fuzz_%)
+
+$(BUILD)/fuzz/fuzz_sni: tests/fuzz/fuzz_sni.c src/egress/sni.c src/egress/sni.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_sni.c src/egress/sni.c
+
+$(BUILD)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c src/egress/http.c src/egress/http.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_http.c src/egress/http.c
+
+$(BUILD)/tests/test_fuzz_%_replay: tests/fuzz/replay.c tests/fuzz/fuzz_%.c $(BUILD)/libpaddock.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -DPADDOCK_REPLAY_CORPUS='"tests/fuzz/corpus/$*"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz_$*.c $(BUILD)/libpaddock.a $(LIBS) -lcmocka
+
+unit: $(EGRESS_FUZZ:%=$(BUILD)/tests/test_fuzz_%_replay)
+
 test: all unit
 	BUILD=$(BUILD) tests/run
 

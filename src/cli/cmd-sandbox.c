@@ -188,12 +188,14 @@ static void write_out(int fd, const char *data, size_t len, bool sanitize)
 /* Relay a session: our stdin -> 'I' frames, 'O'/'E' -> stdout/stderr,
  * until 'X'. With tty, the terminal is raw and Ctrl-P Ctrl-Q, or "~." at the
  * start of a line, detach (the session lives on). Returns the exit code. */
-static int stream(int fd, bool tty, bool sanitize, const char *name, long long session)
+static int stream(int fd, bool tty, bool input, bool sanitize, const char *name,
+		  long long session)
 {
+	signal(SIGPIPE, SIG_IGN);
 	struct termios saved;
 	bool raw = false;
 	int code = EXIT_PADDOCK;
-	bool in_open = true, detached = false;
+	bool in_open = input, detached = false;
 	sigset_t sigs;
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGWINCH);
@@ -424,7 +426,7 @@ int cmd_exec(int argc, char **argv)
 		close(fd);
 		return rc;
 	}
-	rc = stream(fd, tty, false, name, num);
+	rc = stream(fd, tty, true, false, name, num);
 	close(fd);
 	return rc;
 }
@@ -486,7 +488,7 @@ int cmd_attach(int argc, char **argv)
 		close(fd);
 		return rc;
 	}
-	rc = stream(fd, tty, false, name, num);
+	rc = stream(fd, tty, true, false, name, num);
 	close(fd);
 	return rc;
 }
@@ -622,7 +624,7 @@ int cmd_logs(int argc, char **argv)
 		close(fd);
 		return rc;
 	}
-	rc = stream(fd, false, isatty(STDOUT_FILENO), argv[1], 0);
+	rc = stream(fd, false, false, isatty(STDOUT_FILENO), argv[1], 0);
 	close(fd);
 	return rc;
 }
@@ -657,7 +659,7 @@ static int review_cmd(int argc, char **argv, bool pull)
 		return rc;
 	json_t *sum = json_object_get(ans, "summary");
 	bool ok = json_is_true(json_object_get(ans, "ok"));
-	if (ok && pull)
+	if (ok && pull) {
 		printf("paddock: %s: %lld commit(s), %lld file(s) changed, %lld insertion(s), %lld "
 		       "deletion(s)\nreview: %s\n",
 		       json_string_value(json_object_get(sum, "branch")),
@@ -666,9 +668,11 @@ static int review_cmd(int argc, char **argv, bool pull)
 		       (long long)json_integer_value(json_object_get(sum, "insertions")),
 		       (long long)json_integer_value(json_object_get(sum, "deletions")),
 		       json_string_value(json_object_get(sum, "review")));
+		fflush(stdout);
+	}
 	json_decref(ans);
 	if (ok)
-		rc = stream(fd, false, false, argv[1], 0);
+		rc = stream(fd, false, false, isatty(STDOUT_FILENO), argv[1], 0);
 	close(fd);
 	return rc;
 }
