@@ -20,6 +20,7 @@
 
 #include "cli/cli.h"
 #include "common/cleanup.h"
+#include "egress/client.h"
 #include "image/image.h"
 #include "sandbox/sandbox.h"
 #include "spec/spec.h"
@@ -44,7 +45,10 @@ static void run_usage(FILE *f)
 	      "      --pids N            process limit (default 4096; 0 = none)\n"
 	      "      --cpus N            CPU limit, e.g. 1.5 (default none)\n"
 	      "      --disk SIZE         size of the writable layer (default 4G)\n"
-	      "      --network MODE      off (only mode in this build)\n"
+	      "      --network MODE      filtered (default: allowlisted names only), open\n"
+	      "                          (any public address) or off (loopback only)\n"
+	      "      --allow NAME        allow a host name (or *.domain) in filtered mode\n"
+	      "      --deny NAME         refuse a host name (wins over --allow)\n"
 	      "      --hostname NAME     hostname inside (default paddock)\n"
 	      "      --strict            refuse to start if any fence layer is unavailable\n"
 	      "  -f, --spec FILE         read FILE instead of ./paddock.yaml (or the one at\n"
@@ -154,6 +158,30 @@ static void relay(struct sandbox *sb, struct pipe_buf *bufs, size_t nb, int sigf
 	}
 }
 
+/* What the gateway refused, told once on stderr: the sandbox's program may
+ * only say "connection refused". */
+static void run_event(json_t *ev, void *ctx)
+{
+	const char *verdict = json_string_value(json_object_get(ev, "verdict"));
+	const char *name = json_string_value(json_object_get(ev, "name"));
+	const char *reason = json_string_value(json_object_get(ev, "reason"));
+	static char told[16][128];
+	static size_t n_told;
+	if (!verdict || strcmp(verdict, "deny"))
+		return;
+	for (size_t i = 0; name && i < n_told; i++)
+		if (!strcmp(told[i], name))
+			return; /* once per name: A, AAAA and the connection all say it */
+	if (name && n_told < 16)
+		snprintf(told[n_told++], sizeof told[0], "%s", name);
+	if (reason && !strcmp(reason, "not in allowlist"))
+		cli_errorf("network: blocked %s: not in the allowlist (add --allow %s, or "
+			   "network.allow in paddock.yaml)", name ? name : "?", name ? name : "NAME");
+	else
+		cli_errorf("network: blocked %s: %s", name ? name : "a connection",
+			   reason ? reason : "refused");
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct spec s;
@@ -165,6 +193,9 @@ int cmd_run(int argc, char **argv)
 	bool raw = false;
 	int pipes[3][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
 	int sigfd = -1;
+	struct pd_egress eg = { .sock = -1 };
+	struct pd_net net = { .ns = { .fd = -1 } };
+	bool net_up = false;
 
 	int r = cli_parse_spec_flags(argc, argv, CLI_SPEC_RUN, &s, NULL, &err);
 	if (r == 1) {
@@ -190,7 +221,27 @@ int cmd_run(int argc, char **argv)
 	s.image = image;
 
 	/* The sandbox never gets the caller's terminal. */
-	struct sandbox_io io = { STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, 0, 0 };
+	struct sandbox_io io = { .in = STDIN_FILENO, .out = STDOUT_FILENO, .err = STDERR_FILENO };
+	/* Network filtered/open: the sandbox's own netns behind the gateway. */
+	char resolv[128];
+	if (s.network == PD_NET_FILTERED || s.network == PD_NET_OPEN) {
+		char id[24];
+		snprintf(id, sizeof id, "r%d", (int)getpid());
+		if (pd_egress_spawn(NULL, &eg, &err) < 0)
+			goto fail;
+		eg.on_event = run_event;
+		if (pd_net_up(&eg, id, &s, &net, &err) < 0)
+			goto fail;
+		net_up = true;
+		if (pd_net_env(&net, &s.env) < 0) {
+			pd_err_set(&err, ENOMEM, "network", "out of memory");
+			goto fail;
+		}
+		pd_net_resolv_conf(&net, resolv, sizeof resolv);
+		io.join_netns = true;
+		io.netns_fd = net.ns.fd;
+		io.resolv_conf = resolv;
+	}
 	struct winsize ws;
 	if (s.tty && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
 		io.rows = ws.ws_row;
@@ -217,6 +268,8 @@ int cmd_run(int argc, char **argv)
 	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 
 	if (sandbox_start(&s, &io, &sb, &err) < 0)
+		goto fail;
+	if (net_up && pd_net_owner(&net, sandbox_pid(sb), &err) < 0)
 		goto fail;
 	if (sandbox_warning(sb))
 		cli_errorf("warning: %s", sandbox_warning(sb));
@@ -275,6 +328,17 @@ out:
 	if (raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
 	sandbox_free(sb);
+	if (eg.sock >= 0) {
+		json_t *ev;
+		while (pd_egress_read_event(&eg, &ev) > 0) {
+			run_event(ev, NULL);
+			json_decref(ev);
+		}
+	}
+	if (net_up)
+		pd_net_down(&eg, &net);
+	if (eg.pid > 0)
+		pd_egress_stop(&eg);
 	for (int i = 0; i < 3; i++)
 		for (int j = 0; j < 2; j++)
 			if (pipes[i][j] >= 0)

@@ -207,6 +207,7 @@ static int stream(int fd, bool tty, bool input, bool sanitize, const char *name,
 		raw = tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0;
 	}
 	int prev = '\r'; /* for ~. */
+	bool tilde = false, held = false;
 	for (;;) {
 		struct pollfd p[3] = { { .fd = fd, .events = POLLIN },
 				       { .fd = in_open ? STDIN_FILENO : -1, .events = POLLIN },
@@ -234,18 +235,30 @@ static int stream(int fd, bool tty, bool input, bool sanitize, const char *name,
 					pd_frame_write(fd, PD_FR_IN, NULL, 0);
 			} else {
 				size_t send = (size_t)n;
-				if (tty)
-					for (ssize_t i = 0; i < n; i++) {
+				bool was_held = held;
+				ssize_t i = 0;
+				held = false;
+				if (tty) {
+					/* keystrokes usually come one read each: a "~"
+					 * at the start of a line is held back until the
+					 * next key says whether it is "~." */
+					for (; i < n; i++) {
 						int ch = (unsigned char)buf[i];
-						if ((prev == 0x10 && ch == 0x11) ||
-						    (prev == '~' && ch == '.' && i >= 1 &&
-						     (i < 2 || buf[i - 2] == '\r' || buf[i - 2] == '\n'))) {
+						if ((prev == 0x10 && ch == 0x11) || (tilde && ch == '.')) {
 							detached = true;
 							send = (size_t)(i > 0 ? i - 1 : 0);
 							break;
 						}
+						tilde = ch == '~' && (prev == '\r' || prev == '\n');
 						prev = ch;
 					}
+					if (!detached && tilde) {
+						held = true;
+						send = (size_t)n - 1;
+					}
+				}
+				if (was_held && !(detached && i == 0))
+					pd_frame_write(fd, PD_FR_IN, "~", 1);
 				if (send)
 					pd_frame_write(fd, PD_FR_IN, buf, send);
 				if (detached)
@@ -749,5 +762,91 @@ int cmd_daemon_status(int argc, char **argv)
 	puts(s ? s : "{}");
 	free(s);
 	json_decref(ans);
+	return 0;
+}
+
+/* paddock allow NAME HOST... [--deny]: change a running sandbox's allowlist
+ * (or denylist) without restarting it; remembered for its next start. */
+int cmd_allow(int argc, char **argv)
+{
+	if (want_help(argc, argv)) {
+		puts("usage: paddock allow NAME HOST... [--deny]\n\n"
+		     "Add host names (or *.domain) to the sandbox's network allowlist, or with\n"
+		     "--deny to its denylist (deny wins). Takes effect for new connections.");
+		return 0;
+	}
+	if (!name_arg(argc, argv, 1, "allow"))
+		return 2;
+	json_t *hosts = json_array();
+	bool deny = false;
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--deny"))
+			deny = true;
+		else if (argv[i][0] == '-') {
+			cli_errorf("allow: unknown option '%s'", argv[i]);
+			json_decref(hosts);
+			return 2;
+		} else
+			json_array_append_new(hosts, json_string(argv[i]));
+	}
+	if (!json_array_size(hosts)) {
+		cli_errorf("allow: no host given (usage: paddock allow NAME HOST...)");
+		json_decref(hosts);
+		return 2;
+	}
+	return simple(json_pack("{s:s, s:s, s:o, s:b}", "op", "allow", "name", argv[1], "hosts",
+				hosts, "deny", deny));
+}
+
+/* paddock net NAME [--json]: the sandbox's network: mode, lists, addresses,
+ * the gateway's counters, and its latest connections from the audit log. */
+int cmd_net(int argc, char **argv)
+{
+	if (!name_arg(argc, argv, 1, "net"))
+		return 2;
+	bool js = json_flag(argc, argv, 2, "--json");
+	int rc;
+	json_t *ans = request(json_pack("{s:s, s:s}", "op", "net", "name", argv[1]), NULL, &rc);
+	if (!ans)
+		return rc;
+	json_object_del(ans, "ok");
+	if (js) {
+		char *s = json_dumps(ans, JSON_INDENT(2));
+		puts(s ? s : "{}");
+		free(s);
+		json_decref(ans);
+		return 0;
+	}
+	char *allow = json_dumps(json_object_get(ans, "allow"), JSON_COMPACT);
+	char *deny = json_dumps(json_object_get(ans, "deny"), JSON_COMPACT);
+	char *stats = json_dumps(json_object_get(ans, "stats"), JSON_COMPACT);
+	printf("mode:      %s\nallow:     %s\ndeny:      %s\ninterface: %s (gateway %s, sandbox %s)\n"
+	       "gateway:   %s\n",
+	       json_string_value(json_object_get(ans, "mode")), allow ? allow : "[]",
+	       deny ? deny : "[]", json_string_value(json_object_get(ans, "interface")),
+	       json_string_value(json_object_get(ans, "gateway")),
+	       json_string_value(json_object_get(ans, "address")), stats ? stats : "{}");
+	free(allow);
+	free(deny);
+	free(stats);
+	json_decref(ans);
+	/* the latest connections and DNS answers */
+	json_t *ev = request(json_pack("{s:s, s:s}", "op", "events", "name", argv[1]), NULL, &rc);
+	json_t *a = json_object_get(ev, "events"), *x;
+	size_t i, n = json_array_size(a), shown = 0;
+	puts("recent:");
+	for (i = n; i-- > 0 && shown < 20;) {
+		x = json_array_get(a, i);
+		const char *k = json_string_value(json_object_get(x, "kind"));
+		if (!k || (strcmp(k, "connect") && strcmp(k, "dns")))
+			continue;
+		json_t *d = json_object_get(x, "detail");
+		printf("  %-7s %-5s %-40s %s\n", k,
+		       json_string_value(json_object_get(d, "verdict")),
+		       json_string_value(json_object_get(d, "name")) ?: "-",
+		       json_string_value(json_object_get(d, "reason")) ?: "");
+		shown++;
+	}
+	json_decref(ev);
 	return 0;
 }

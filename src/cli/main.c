@@ -21,6 +21,8 @@ static const struct cli_command commands[] = {
 	{ "stop", cmd_stop, "stop a sandbox's processes; its files stay" },
 	{ "start", cmd_start, "start a stopped sandbox again" },
 	{ "down", cmd_down, "destroy a sandbox: nothing of it remains" },
+	{ "allow", cmd_allow, "allow (or --deny) host names for a running sandbox" },
+	{ "net", cmd_net, "a sandbox's network: policy, gateway counters, recent connections" },
 	{ "events", cmd_events, "the audit log (--sandbox NAME, --json)" },
 	{ "daemon-status", cmd_daemon_status, "paddockd's counters (for tests and debugging)" },
 };

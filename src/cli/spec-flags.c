@@ -21,7 +21,7 @@
 enum {
 	OPT_RM = 256, OPT_IMAGE, OPT_MOUNT, OPT_UNMASK, OPT_WORKSPACE, OPT_WORKSPACE_MOUNT,
 	OPT_MEMORY, OPT_PIDS, OPT_CPUS, OPT_DISK, OPT_NETWORK, OPT_HOSTNAME, OPT_STRICT,
-	OPT_NO_SPEC, OPT_JSON,
+	OPT_NO_SPEC, OPT_JSON, OPT_ALLOW, OPT_DENY,
 };
 
 static const struct option spec_opts[] = {
@@ -45,6 +45,8 @@ static const struct option spec_opts[] = {
 	{ "spec", required_argument, NULL, 'f' },
 	{ "no-spec", no_argument, NULL, OPT_NO_SPEC },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "allow", required_argument, NULL, OPT_ALLOW },
+	{ "deny", required_argument, NULL, OPT_DENY },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -201,6 +203,8 @@ int cli_parse_spec_flags(int argc, char **argv, enum cli_spec_mode mode, struct 
 					       "--network '%s': expected off, filtered or open",
 					       optarg);
 			break;
+		case OPT_ALLOW: r = strv_push(&s->net_allow, optarg); break;
+		case OPT_DENY: r = strv_push(&s->net_deny, optarg); break;
 		case OPT_HOSTNAME: free(s->hostname); s->hostname = strdup(optarg); break;
 		case OPT_STRICT: s->strict = true; break;
 		case OPT_JSON:

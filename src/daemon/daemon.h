@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "daemon/state.h"
+#include "egress/client.h"
 #include "sandbox/sandbox.h"
 #include "spec/spec.h"
 
@@ -67,6 +68,9 @@ struct dsb {
 	int log_fd;
 	struct client *followers; /* logs -f */
 	char dir[4096 + 128];
+	struct pd_net net;    /* network filtered/open: its plumbing */
+	bool net_up;
+	char resolv[128];
 	char cg_name[64];
 };
 
@@ -97,6 +101,9 @@ struct daemon {
 	struct event *job_ev;
 	int n_clients;
 	int listen_fd;
+	struct pd_egress eg;  /* the gateway, started with the first sandbox that needs it */
+	struct event *eg_ev;
+	char *dns_upstream;
 };
 
 /* main.c */
@@ -133,6 +140,7 @@ void session_free(struct session *s);
 /* ops.c */
 void op_dispatch(struct client *c, json_t *req);
 int reconcile(struct daemon *d);
+void egress_shutdown(struct daemon *d);
 void dsb_free(struct dsb *s, bool release);
 
 #endif

@@ -383,7 +383,8 @@ static void on_signal(evutil_socket_t sig, short what, void *ctx)
 
 static void usage(FILE *f)
 {
-	fputs("usage: paddockd [--socket PATH] [--db PATH] [--foreground]\n", f);
+	fputs("usage: paddockd [--socket PATH] [--db PATH] [--dns-upstream ADDR[:PORT]] "
+	      "[--foreground]\n", f);
 }
 
 int main(int argc, char **argv)
@@ -392,10 +393,11 @@ int main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "db", required_argument, NULL, 'd' },
 		{ "foreground", no_argument, NULL, 'f' },
+		{ "dns-upstream", required_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct daemon d = { .listen_fd = -1 };
+	struct daemon d = { .listen_fd = -1, .eg = { .sock = -1 } };
 	snprintf(d.sock_path, sizeof d.sock_path, "%s",
 		 getenv("PADDOCK_SOCKET") ? getenv("PADDOCK_SOCKET") : PD_SOCKET_DEFAULT);
 	snprintf(d.db_path, sizeof d.db_path, "%s/paddock.db", image_state_dir());
@@ -410,6 +412,9 @@ int main(int argc, char **argv)
 			snprintf(d.db_path, sizeof d.db_path, "%s", optarg);
 			break;
 		case 'f':
+			break;
+		case 'u':
+			d.dns_upstream = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -485,6 +490,7 @@ int main(int argc, char **argv)
 		d.sandboxes = s->next;
 		dsb_free(s, true);
 	}
+	egress_shutdown(&d);
 	event_free(sterm);
 	event_free(sint);
 	event_free(d.job_ev);

@@ -11,6 +11,7 @@
  * The row is written before anything is made on the host and removed after
  * everything is gone, so a daemon killed at any step finds in the database
  * what it has to finish or undo. */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -86,6 +87,10 @@ void dsb_free(struct dsb *s, bool release)
 		sandbox_release(s->sb);
 	else
 		sandbox_free(s->sb);
+	if (s->net_up && !release)
+		pd_net_down(&s->d->eg, &s->net);
+	else if (s->net_up && s->net.ns.fd >= 0)
+		close(s->net.ns.fd); /* the daemon leaves; the sandbox keeps its network */
 	if (s->log_fd >= 0)
 		close(s->log_fd);
 	spec_free(&s->spec);
@@ -150,6 +155,110 @@ static void save_row(struct dsb *s)
 		fprintf(stderr, "paddockd: saving %s: %s\n", s->row.name, err.msg);
 }
 
+
+/* ---- network: the gateway and each sandbox's plumbing ------------------- */
+
+static bool wants_net(const struct dsb *s)
+{
+	return s->spec.network == PD_NET_FILTERED || s->spec.network == PD_NET_OPEN;
+}
+
+/* An event from the gateway goes to the audit log under its sandbox. */
+static void egress_event(json_t *ev, void *ctx)
+{
+	struct daemon *d = ctx;
+	const char *kind = json_string_value(json_object_get(ev, "event"));
+	const char *sb = json_string_value(json_object_get(ev, "sandbox"));
+	if (!kind || !sb || !pd_name_valid(sb))
+		return;
+	char k[32];
+	snprintf(k, sizeof k, "%s", kind);
+	char name[48];
+	snprintf(name, sizeof name, "%s", sb);
+	json_t *detail = json_deep_copy(ev);
+	json_object_del(detail, "event");
+	json_object_del(detail, "sandbox");
+	daemon_event(d, name, k, detail);
+}
+
+static void egress_readable(evutil_socket_t fd, short what, void *ctx)
+{
+	struct daemon *d = ctx;
+	json_t *ev;
+	int r;
+	while ((r = pd_egress_read_event(&d->eg, &ev)) > 0) {
+		egress_event(ev, d);
+		json_decref(ev);
+	}
+	if (r < 0) { /* the gateway is gone: the next sandbox that needs it restarts it */
+		fprintf(stderr, "paddockd: the egress gateway exited\n");
+		daemon_event(d, NULL, "egress-exit", NULL);
+		egress_shutdown(d);
+	}
+}
+
+void egress_shutdown(struct daemon *d)
+{
+	if (d->eg_ev) {
+		event_free(d->eg_ev);
+		d->eg_ev = NULL;
+	}
+	if (d->eg.pid > 0 || d->eg.sock >= 0)
+		pd_egress_stop(&d->eg);
+	d->eg = (struct pd_egress){ .sock = -1 };
+}
+
+static int egress_ensure(struct daemon *d, struct pd_err *err)
+{
+	if (d->eg.sock >= 0 && d->eg.pid > 0)
+		return 0;
+	int r = pd_egress_spawn(d->dns_upstream, &d->eg, err);
+	if (r < 0)
+		return r;
+	d->eg.on_event = egress_event;
+	d->eg.ctx = d;
+	d->eg_ev = event_new(d->base, d->eg.sock, EV_READ | EV_PERSIST, egress_readable, d);
+	if (!d->eg_ev || event_add(d->eg_ev, NULL) < 0) {
+		egress_shutdown(d);
+		return pd_err_set(err, ENOMEM, "network", "watching the egress gateway");
+	}
+	/* sandboxes it served before it died get it again */
+	for (struct dsb *x = d->sandboxes; x; x = x->next)
+		if (x->net_up && x->sb) {
+			struct pd_net n;
+			if (pd_net_adopt(&d->eg, x->row.name, sandbox_pid(x->sb), &x->spec, &n, NULL) == 0) {
+				close(n.ns.fd);
+				x->net.added = true;
+			}
+		}
+	return 0;
+}
+
+/* Before a start: the netns, veth, rules and the gateway's sockets; the
+ * proxy variables and resolv.conf for the sandbox. Main thread only (the
+ * gateway's channel is not shared with the jobs). */
+static int net_prepare(struct dsb *s, struct pd_err *err)
+{
+	if (!wants_net(s))
+		return 0;
+	int r = egress_ensure(s->d, err);
+	if (r < 0 || (r = pd_net_up(&s->d->eg, s->row.name, &s->spec, &s->net, err)) < 0)
+		return r;
+	s->net_up = true;
+	if (pd_net_env(&s->net, &s->spec.env) < 0)
+		return pd_err_set(err, ENOMEM, "network", "out of memory");
+	pd_net_resolv_conf(&s->net, s->resolv, sizeof s->resolv);
+	return 0;
+}
+
+static void net_release(struct dsb *s)
+{
+	if (!s->net_up)
+		return;
+	pd_net_down(&s->d->eg, &s->net);
+	s->net_up = false;
+}
+
 static void on_pid1_exit(evutil_socket_t fd, short what, void *ctx);
 
 static void watch_pid1(struct dsb *s)
@@ -170,6 +279,7 @@ static void stop_sandbox(struct dsb *s, const char *why)
 	}
 	sandbox_free(s->sb);
 	s->sb = NULL;
+	net_release(s);
 	/* the sessions' shims exit as their commands die; their handlers record it */
 	s->row.state = PD_SB_STOPPED;
 	s->row.pid = 0;
@@ -325,7 +435,9 @@ static void up_work(struct job *j)
 		}
 	}
 	struct sandbox_persist p = { .dir = s->dir, .cg_name = s->cg_name,
-				     .populate = !u->start_only, .netns_fd = -1 };
+				     .populate = !u->start_only,
+				     .netns_fd = s->net_up ? s->net.ns.fd : -1,
+				     .resolv_conf = s->net_up ? s->resolv : NULL };
 	j->r = sandbox_start_persistent(sp, &p, &s->sb, &j->err);
 }
 
@@ -381,6 +493,9 @@ static void started(struct dsb *s)
 	save_row(s);
 	watch_pid1(s);
 	open_log(s);
+	struct pd_err err;
+	if (s->net_up && pd_net_owner(&s->net, s->row.pid, &err) < 0)
+		dsb_log(s, "warning: naming the sandbox owner of its network: %s", err.msg);
 }
 
 static void up_done(struct job *j)
@@ -391,6 +506,7 @@ static void up_done(struct job *j)
 	char buf[1200];
 	if (j->r < 0) {
 		pd_err_format(&j->err, buf, sizeof buf);
+		net_release(s);
 		if (u->start_only) {
 			daemon_event(j->d, s->row.name, "start-failed", json_pack("{s:s}", "error", buf));
 			if (c)
@@ -468,7 +584,7 @@ static void op_up(struct client *c, json_t *req)
 		dsb_free(s, false);
 		return client_error(c, 2, "%s", pd_err_format(&err, buf, sizeof buf));
 	}
-	if (pd_state_sb_insert(d->st, &s->row, &err) < 0) {
+	if (net_prepare(s, &err) < 0 || pd_state_sb_insert(d->st, &s->row, &err) < 0) {
 		dsb_free(s, false);
 		return client_error(c, 1, "%s", pd_err_format(&err, buf, sizeof buf));
 	}
@@ -510,6 +626,14 @@ static void op_start(struct client *c, json_t *req)
 		return client_error(c, 1, "out of memory");
 	}
 	u->start_only = true;
+	struct pd_err err;
+	char buf[1200];
+	if (net_prepare(s, &err) < 0) {
+		net_release(s);
+		free(j);
+		free(u);
+		return client_error(c, 1, "%s", pd_err_format(&err, buf, sizeof buf));
+	}
 	*j = (struct job){ .work = up_work, .done = up_done, .d = c->d, .sb = s, .c = c, .data = u };
 	if (job_run(j) < 0) {
 		free(u);
@@ -1017,6 +1141,90 @@ static void op_review(struct client *c, json_t *req, bool pull)
 	c->mode = CL_WAITING;
 }
 
+/* ---- allow, net: the network policy of a running sandbox -------------------- */
+
+static void op_allow(struct client *c, json_t *req)
+{
+	struct dsb *s = need_sandbox(c, req);
+	if (!s)
+		return;
+	bool deny = json_is_true(json_object_get(req, "deny"));
+	_cleanup_strv_ char **hosts = jstrv(json_object_get(req, "hosts"), 256);
+	if (!hosts || !hosts[0])
+		return client_error(c, 2, "allow: hosts must be a non-empty array of names");
+	if (!wants_net(s))
+		return client_error(c, 1, "sandbox '%s' has network mode off: nothing to allow",
+				    s->row.name);
+	char ***list = deny ? &s->spec.net_deny : &s->spec.net_allow;
+	size_t before = strv_len(*list);
+	for (char **h = hosts; *h; h++)
+		if (strv_push(list, *h) < 0)
+			return client_error(c, 1, "out of memory");
+	struct pd_err err = { 0 };
+	char buf[1200];
+	/* the gateway checks the names; a refusal leaves the old policy */
+	if (s->net_up && s->net.added && pd_net_policy_set(&c->d->eg, s->row.name, &s->spec, &err) < 0) {
+		while (strv_len(*list) > before) {
+			size_t n = strv_len(*list);
+			free((*list)[n - 1]);
+			(*list)[n - 1] = NULL;
+		}
+		return client_error(c, 2, "%s", pd_err_format(&err, buf, sizeof buf));
+	}
+	/* remembered for the next start: the stored spec gets the names too */
+	struct spec tmp;
+	spec_init(&tmp);
+	const char *y = s->row.spec_yaml ? s->row.spec_yaml : "";
+	if (spec_load_yaml_buffer("stored", y, strlen(y), "/", &tmp, &err) == 0) {
+		char ***tl = deny ? &tmp.net_deny : &tmp.net_allow;
+		for (char **h = hosts; *h; h++)
+			strv_push(tl, *h);
+		char *ny = spec_to_yaml(&tmp, &err);
+		if (ny) {
+			free(s->row.spec_yaml);
+			s->row.spec_yaml = ny;
+			save_row(s);
+		}
+	}
+	spec_free(&tmp);
+	json_t *jh = json_array();
+	for (char **h = hosts; *h; h++)
+		json_array_append_new(jh, json_string(*h));
+	daemon_event(c->d, s->row.name, deny ? "policy-deny" : "policy-allow",
+		     json_pack("{s:o}", "hosts", jh));
+	client_reply(c, json_pack("{s:b}", "ok", 1));
+	client_close(c);
+}
+
+static void op_net(struct client *c, json_t *req)
+{
+	struct dsb *s = need_sandbox(c, req);
+	if (!s)
+		return;
+	json_t *policy = pd_net_policy(&s->spec, s->row.name);
+	json_t *stats = NULL;
+	struct pd_err err;
+	if (s->net_up && s->net.added) {
+		json_t *q = json_pack("{s:s, s:s}", "op", "stats", "sandbox", s->row.name);
+		pd_egress_call(&c->d->eg, q, NULL, 0, &stats, &err);
+		json_decref(q);
+	}
+	char gw[INET_ADDRSTRLEN] = "", sb[INET_ADDRSTRLEN] = "";
+	if (s->net_up) {
+		inet_ntop(AF_INET, &s->net.ns.gw, gw, sizeof gw);
+		inet_ntop(AF_INET, &s->net.ns.sb, sb, sizeof sb);
+	}
+	json_t *mode = json_object_get(policy, "mode");
+	client_reply(c, json_pack("{s:b, s:s, s:O, s:O, s:s, s:s, s:s, s:o}", "ok", 1, "mode",
+				  wants_net(s) ? json_string_value(mode) : "off", "allow",
+				  json_object_get(policy, "allow"), "deny",
+				  json_object_get(policy, "deny"), "interface", s->net.ns.host_if,
+				  "gateway", gw, "address", sb, "stats",
+				  stats ? stats : json_object()));
+	json_decref(policy);
+	client_close(c);
+}
+
 /* ---- dispatch -------------------------------------------------------------- */
 
 void op_dispatch(struct client *c, json_t *req)
@@ -1030,6 +1238,7 @@ void op_dispatch(struct client *c, json_t *req)
 		{ "down", op_down },     { "exec", op_exec },     { "attach", op_attach },
 		{ "sessions", op_sessions }, { "ls", op_ls },     { "logs", op_logs },
 		{ "events", op_events }, { "status", op_status },
+		{ "allow", op_allow },   { "net", op_net },
 	};
 	if (!op)
 		return client_error(c, 2, "protocol: the request has no \"op\"");
@@ -1044,6 +1253,18 @@ void op_dispatch(struct client *c, json_t *req)
 }
 
 /* ---- reconcile ------------------------------------------------------------- */
+
+/* Did this database ever create a sandbox of that name? */
+static bool created_here(struct daemon *d, const char *name)
+{
+	struct pd_event_row *ev = NULL;
+	size_t n = 0;
+	struct pd_err err;
+	if (pd_state_events(d->st, name, 0, 1, &ev, &n, &err) < 0)
+		return false;
+	pd_event_rows_free(ev, n);
+	return n > 0;
+}
 
 /* Make the host match the database after a restart (or a crash at any
  * step): adopt what still runs, finish what was half done. */
@@ -1071,6 +1292,16 @@ int reconcile(struct daemon *d)
 		struct sandbox_persist p = { .dir = s->dir, .cg_name = s->cg_name, .netns_fd = -1 };
 		pd_state_sess_mark_lost(d->st, s->row.id, &err);
 		if (was == PD_SB_RUNNING && sandbox_adopt(&s->spec, &p, pid, start, &s->sb, &err) == 0) {
+			if (wants_net(s)) {
+				if (egress_ensure(d, &err) == 0 &&
+				    pd_net_adopt(&d->eg, s->row.name, pid, &s->spec, &s->net, &err) == 0) {
+					s->net_up = true;
+					pd_net_env(&s->net, &s->spec.env);
+				} else {
+					fprintf(stderr, "paddockd: %s: its network: %s\n", s->row.name,
+						pd_err_format(&err, buf, sizeof buf));
+				}
+			}
 			watch_pid1(s);
 			open_log(s);
 			dsb_log(s, "adopted by a restarted daemon");
@@ -1104,10 +1335,15 @@ int reconcile(struct daemon *d)
 		}
 	}
 	free(rows);
-	/* directories and cgroups of sandboxes the database does not know */
+	/* network plumbing whose sandbox is gone (its owner is pid 1) */
+	pd_netns_gc(NULL);
+	/* directories and cgroups of sandboxes the database has no row for but
+	 * once created (its audit log names them): another paddockd with its
+	 * own --db (tests, benchmarks) shares the directory, and its
+	 * sandboxes are not ours to remove */
 	_cleanup_closedir_ DIR *dir = opendir(d->sbdir);
 	for (struct dirent *e; dir && (e = readdir(dir));) {
-		if (e->d_name[0] == '.' || find(d, e->d_name))
+		if (e->d_name[0] == '.' || find(d, e->d_name) || !created_here(d, e->d_name))
 			continue;
 		char p[4400];
 		snprintf(p, sizeof p, "%s/%s", d->sbdir, e->d_name);

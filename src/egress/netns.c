@@ -1299,3 +1299,63 @@ int pd_netns_listen(const struct pd_netns *n, int *dns_udp, int *dns_tcp, int *p
 	}
 	return r < 0 ? r : 0;
 }
+
+/* Name the sandbox's pid 1 as the owner: the veth then lives as long as the
+ * sandbox, whoever made it (a restarted daemon, a `paddock run` that exits
+ * with its sandbox), and gc takes it only once pid 1 is gone. */
+int pd_netns_set_owner(const struct pd_netns *n, pid_t pid, struct pd_err *err)
+{
+	unsigned long long start = proc_starttime(pid);
+	if (!start)
+		return pd_err_set(err, ESRCH, LAYER, "owner process %d is gone", (int)pid);
+	_cleanup_close_ int lock = lock_take(err);
+	if (lock < 0)
+		return lock;
+	_cleanup_close_ int rtnl = nl_open(err);
+	if (rtnl < 0)
+		return rtnl;
+	struct link_info li;
+	char alias[96], gwbuf[INET_ADDRSTRLEN], ext[256];
+	int r = link_get(rtnl, n->host_if, &li);
+	if (r < 0)
+		return pd_err_set(err, -r, LAYER, "finding %s", n->host_if);
+	snprintf(alias, sizeof alias, PD_NETNS_ALIAS_PREFIX "%d:%llu:%s", (int)pid, start,
+		 inet_ntop(AF_INET, &n->gw, gwbuf, sizeof gwbuf));
+	if ((r = link_set(rtnl, li.index, false, alias, ext, sizeof ext)) < 0)
+		return pd_err_set(err, -r, LAYER, "setting the owner of %s%s", n->host_if, ext);
+	return 0;
+}
+
+/* Find the plumbing of a running sandbox again (a restarted daemon): the
+ * veth whose owner is pid, its addresses, and the netns pid is in. */
+int pd_netns_adopt(pid_t pid, struct pd_netns *out, struct pd_err *err)
+{
+	_cleanup_close_ int rtnl = nl_open(err);
+	if (rtnl < 0)
+		return rtnl;
+	__attribute__((cleanup(link_list_freep))) struct link_list links = {0};
+	int r = links_dump(rtnl, &links, err);
+	if (r < 0)
+		return r;
+	unsigned long long start = proc_starttime(pid);
+	for (size_t i = 0; i < links.n; i++) {
+		const struct link_info *li = &links.v[i];
+		if (!li->ours || li->pid != pid || li->start != start || !start)
+			continue;
+		struct pd_netns n = { .fd = -1, .prefix = 30, .proxy_port = 3128,
+				      .transparent_port = 3129 };
+		snprintf(n.host_if, sizeof n.host_if, "%s", li->name);
+		snprintf(n.sb_if, sizeof n.sb_if, "eth0");
+		n.gw = li->gw;
+		n.sb.s_addr = htonl(ntohl(li->gw.s_addr) + 1);
+		n.index = (uint32_t)strtoul(li->name + strlen(PD_NETNS_IF_PREFIX), NULL, 10);
+		char p[64];
+		snprintf(p, sizeof p, "/proc/%d/ns/net", (int)pid);
+		n.fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (n.fd < 0)
+			return pd_err_errno(err, LAYER, "opening %s", p);
+		*out = n;
+		return 0;
+	}
+	return pd_err_set(err, ENOENT, LAYER, "no paddock interface owned by pid %d", (int)pid);
+}

@@ -27,6 +27,7 @@
 
 #include <netinet/in.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/err.h"
 
@@ -68,6 +69,14 @@ int pd_netns_create(const char *id, const struct pd_netns_opts *o, struct pd_net
  * call again after success (a no-op) or after a failure (retries the host side),
  * and on a half-dead sandbox (missing pieces are skipped). */
 int pd_netns_destroy(struct pd_netns *n, struct pd_err *err);
+
+/* Make the sandbox's pid 1 the owner named in the veth's alias (gc keeps the
+ * plumbing while it lives). */
+int pd_netns_set_owner(const struct pd_netns *n, pid_t pid, struct pd_err *err);
+/* The plumbing of the running sandbox whose pid 1 is pid (set_owner named
+ * it), with a new fd of its netns: for a restarted daemon. /30 pairs and
+ * the default ports only. -ENOENT when there is none. */
+int pd_netns_adopt(pid_t pid, struct pd_netns *out, struct pd_err *err);
 
 /* Remove leftovers of crashed paddocks in the caller's netns: pd* veths whose
  * alias names an owner process that is gone (pid + start time), nft chains and

@@ -70,6 +70,20 @@ static int recv_setup(struct plan *plan, int *fds, size_t n, struct pd_err *err)
 	return 0;
 }
 
+/* The gateway is the sandbox's resolver. Written as the sandbox's root into
+ * its own upper layer; a symlink there (systemd-resolved images) is replaced. */
+static int write_resolv_conf(const char *text, struct pd_err *err)
+{
+	if (unlink("/etc/resolv.conf") < 0 && errno != ENOENT)
+		return pd_err_errno(err, "network", "replacing /etc/resolv.conf");
+	_cleanup_close_ int fd =
+		open("/etc/resolv.conf", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	size_t n = strlen(text);
+	if (fd < 0 || write(fd, text, n) != (ssize_t)n)
+		return pd_err_errno(err, "network", "writing /etc/resolv.conf");
+	return 0;
+}
+
 static int loopback_up(struct pd_err *err)
 {
 	_cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -474,6 +488,9 @@ _Noreturn void sandbox_child(struct plan *plan)
 	for (size_t i = 0; i < nfds; i++)
 		close(fds[i]);
 	free(fds);
+	/* After pivot_root: a symlink at /etc/resolv.conf resolves inside. */
+	if (plan->resolv_conf && write_resolv_conf(plan->resolv_conf, &err) < 0)
+		child_fail(sock, &err);
 	/* 4. */
 	const struct spec *s = plan->spec;
 	const char *hn = s->hostname ? s->hostname : "paddock";
@@ -481,7 +498,9 @@ _Noreturn void sandbox_child(struct plan *plan)
 		pd_err_errno(&err, "uts", "sethostname");
 		child_fail(sock, &err);
 	}
-	if (s->network != PD_NET_HOST_BUILD && loopback_up(&err) < 0)
+	/* a joined netns (egress) is the host's: its lo is already up, and not
+	 * ours to change */
+	if (s->network != PD_NET_HOST_BUILD && !plan->joined_netns && loopback_up(&err) < 0)
 		child_fail(sock, &err);
 	int abi = pd_landlock_abi(&err);
 	if (abi < 0)

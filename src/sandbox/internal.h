@@ -34,6 +34,8 @@ struct plan {
 	int watch_fd;             /* write end of the watcher pipe (closed in child) */
 	bool persistent;          /* named sandbox: pid 1 survives the daemon */
 	bool idle;                /* pid 1 starts no command (sessions come by exec) */
+	const char *resolv_conf;  /* written to /etc/resolv.conf, or NULL */
+	bool joined_netns;        /* in a netns paddock made (not its own) */
 };
 
 enum {

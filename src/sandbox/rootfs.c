@@ -217,15 +217,17 @@ static int build_proc(int rootfd, int maskfs, struct pd_err *err)
 	return 0;
 }
 
-static int build_sys(int rootfd, const struct spec *s, struct pd_err *err)
+static int build_sys(int rootfd, const struct plan *plan, const struct spec *s, struct pd_err *err)
 {
 	static const char *const opts[] = { NULL };
 	static const char *const empty[] = { "mode", "0555", "size", "4k", NULL };
 	const unsigned attrs =
 		MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
 	/* sysfs needs a network namespace owned by our user namespace; an image
-	 * build shares the host's, so it gets an empty, read-only /sys instead. */
-	if (s->network == PD_NET_HOST_BUILD)
+	 * build shares the host's and a sandbox behind the egress gateway joins
+	 * one paddock made (owned by the host, so that its root cannot change
+	 * routes or firewall): both get an empty, read-only /sys instead. */
+	if (s->network == PD_NET_HOST_BUILD || plan->joined_netns)
 		return mount_new(rootfd, "/sys", "tmpfs", empty, attrs, err);
 	return mount_new(rootfd, "/sys", "sysfs", opts, attrs, err);
 }
@@ -306,7 +308,7 @@ int rootfs_build(struct plan *plan, int rootfd, const int *fds, struct pd_err *e
 {
 	int r;
 	if ((r = build_proc(rootfd, fds[FD_MASKFS], err)) < 0 ||
-	    (r = build_sys(rootfd, plan->spec, err)) < 0 || (r = build_dev(rootfd, err)) < 0 ||
+	    (r = build_sys(rootfd, plan, plan->spec, err)) < 0 || (r = build_dev(rootfd, err)) < 0 ||
 	    (r = build_mounts(plan, rootfd, fds[FD_MASKFS], fds, err)) < 0)
 		return r;
 	if (plan->spec->workspace == PD_WS_NONE) {

@@ -712,6 +712,7 @@ static int start_impl(const struct spec *s, const struct sandbox_io *io,
 	sb->plan.spec = s;
 	sb->plan.io = *io;
 	sb->plan.persistent = sb->plan.idle = persist != NULL;
+	sb->plan.resolv_conf = persist ? persist->resolv_conf : io->resolv_conf;
 	_cleanup_close_ int scratch = -1, maskfs = -1, ownnet = -1;
 	int sp[2] = { -1, -1 };
 	bool populate = persist ? persist->populate : true;
@@ -762,7 +763,8 @@ static int start_impl(const struct spec *s, const struct sandbox_io *io,
 	 * it belongs to the host's user namespace, so the sandbox's root cannot
 	 * change its routes or firewall. setns affects only this thread and is
 	 * undone right after the clone. */
-	int netns = persist ? persist->netns_fd : -1;
+	int netns = persist ? persist->netns_fd : io->join_netns ? io->netns_fd : -1;
+	sb->plan.joined_netns = netns >= 0;
 	if (netns >= 0) {
 		ownnet = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 		if (ownnet < 0 || setns(netns, CLONE_NEWNET) < 0) {

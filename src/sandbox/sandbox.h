@@ -20,6 +20,12 @@ struct sandbox_io {
 	/* spec->tty: the pty's size from the start (0: leave it unset), set
 	 * before the command runs so that it never sees a 0x0 terminal. */
 	unsigned short rows, cols;
+	/* network mode filtered/open: a network namespace the caller made
+	 * (src/egress/netns.h), joined instead of a private one, and the
+	 * /etc/resolv.conf written into the sandbox */
+	bool join_netns;
+	int netns_fd;
+	const char *resolv_conf;
 };
 
 struct sandbox;
@@ -37,6 +43,7 @@ struct sandbox_persist {
 	const char *cg_name; /* cgroup name, [a-z0-9-] */
 	bool populate;       /* first start: create dir and fill /workspace */
 	int netns_fd;        /* network namespace to join, or -1 for a private one */
+	const char *resolv_conf; /* written to /etc/resolv.conf at start, or NULL */
 };
 int sandbox_start_persistent(const struct spec *spec, const struct sandbox_persist *p,
 			     struct sandbox **out, struct pd_err *err);

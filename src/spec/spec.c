@@ -15,7 +15,7 @@ void spec_init(struct spec *s)
 {
 	memset(s, 0, sizeof *s);
 	s->workspace = PD_WS_AUTO;
-	s->network = PD_NET_OFF;
+	s->network = PD_NET_FILTERED;
 	s->memory = PD_DEFAULT_MEMORY;
 	s->disk = PD_DEFAULT_DISK;
 	s->pids = PD_DEFAULT_PIDS;
@@ -226,12 +226,6 @@ int spec_validate(const struct spec *s, struct pd_err *err)
 	if (!s->argv || !s->argv[0] || !s->argv[0][0])
 		return pd_err_set(err, EINVAL, "spec", "no command given"),
 		       pd_err_hint(err, "usage: paddock run [OPTIONS] -- CMD [ARGS...]");
-	if (s->network != PD_NET_OFF && s->network != PD_NET_HOST_BUILD) {
-		pd_err_set(err, ENOTSUP, "network",
-			   "network mode '%s' is not supported yet by this build",
-			   s->network == PD_NET_FILTERED ? "filtered" : "open");
-		return pd_err_hint(err, "use --network off (the egress gateway is not built yet)");
-	}
 	if (s->n_mounts > PD_MAX_MOUNTS)
 		return pd_err_set(err, E2BIG, "spec", "too many mounts (%zu > %d)", s->n_mounts,
 				  PD_MAX_MOUNTS);

@@ -938,20 +938,12 @@ static int net_pair(struct ctx *c, int idx, const struct ynode *k, const struct 
 		else
 			return yerr(c, v, "network.mode: '%s' is not a mode (expected off, filtered "
 				    "or open)", show(v->str, b));
-		if (s->network != PD_NET_OFF)
-			refuse(c, v, "use mode: off; the egress gateway is not built yet",
-			       "network mode '%s'", v->str);
 		return 0;
 	case N_ALLOW:
 	case N_DENY: {
 		char ***list = idx == N_ALLOW ? &s->net_allow : &s->net_deny;
 		const char *path = idx == N_ALLOW ? "network.allow" : "network.deny";
-		if ((r = get_strv(c, v, path, check_host, list)) < 0)
-			return r;
-		if ((*list)[0])
-			refuse(c, k, "remove it; the egress gateway that applies it is not built yet",
-			       "'%s'", path);
-		return 0;
+		return get_strv(c, v, path, check_host, list);
 	}
 	}
 	return 0;
