@@ -14,6 +14,8 @@
  *       Each request is timed from socket() to the last byte of the body;
  *       prints one line of JSON with the percentiles (µs), bytes and rate.
  *       SRC: the source address to bind (selects the transparent redirect).
+ *       With EGB_RAW=FILE in the environment, every request's time (us) is
+ *       appended to FILE, one a line.
  *   egbench hold direct|connect ADDR:PORT[,ADDR:PORT...] N [SRC]
  *       Opens up to N connections, spread round robin over the targets;
  *       on each (after CONNECT if asked) one keep-alive GET /small, and the
@@ -265,24 +267,22 @@ static long long read_head(int fd, size_t *extra, int *status)
 static int do_connect(int fd)
 {
 	static const char req[] = "CONNECT " HOST ":80 HTTP/1.1\r\nHost: " HOST ":80\r\n\r\n";
-	size_t extra;
-	int status = 0;
+	/* nothing follows the answer until we send the request: read whole chunks */
+	size_t len = 0;
 	if (send_all(fd, req, sizeof req - 1) < 0)
 		return -1;
-	/* a CONNECT answer has no body; read byte-exact so nothing is lost */
-	size_t len = 0;
-	while (len < 16383) {
-		ssize_t n = recv(fd, rbuf + len, 1, 0);
+	for (;;) {
+		ssize_t n = recv(fd, rbuf + len, 16383 - len, 0);
 		if (n <= 0)
 			return -1;
-		len++;
-		if (len >= 4 && !memcmp(rbuf + len - 4, "\r\n\r\n", 4))
+		len += (size_t)n;
+		rbuf[len] = 0;
+		if (strstr(rbuf, "\r\n\r\n"))
 			break;
+		if (len == 16383)
+			return -1;
 	}
-	rbuf[len] = 0;
-	(void)extra;
-	status = atoi(rbuf + 9);
-	return status == 200 ? 0 : -1;
+	return atoi(rbuf + 9) == 200 ? 0 : -1;
 }
 
 /* One request on fd; returns body bytes or -1. */
@@ -352,8 +352,15 @@ static int cmd_get(int argc, char **argv)
 		bytes += b;
 	}
 	uint64_t sum = 0;
-	for (long i = 0; i < count; i++)
+	const char *raw = getenv("EGB_RAW");
+	FILE *rf = raw ? fopen(raw, "a") : NULL;
+	for (long i = 0; i < count; i++) {
 		sum += t[i];
+		if (rf)
+			fprintf(rf, "%.1f\n", (double)t[i] / 1000.0);
+	}
+	if (rf)
+		fclose(rf);
 	qsort(t, (size_t)count, sizeof *t, cmp_u64);
 	printf("{\"n\":%ld,\"fails\":%ld,\"bytes\":%lld,\"seconds\":%.6f,\"MBps\":%.1f,"
 	       "\"mean_us\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"min_us\":%.1f,\"max_us\":%.1f}\n",

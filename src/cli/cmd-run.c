@@ -205,7 +205,7 @@ int cmd_run(int argc, char **argv)
 	}
 	if (r < 0 || spec_validate(&s, &err) < 0)
 		goto fail;
-	if (cli_apply_setup(&s, &err) < 0)
+	if (cli_apply_setup(&s, &err) < 0 || sandbox_check_root(&err) < 0)
 		goto fail;
 	/* paddock.yaml's image: section (unless --image overrides it): the image
 	 * built from it, from the cache when it was built before. */

@@ -658,6 +658,16 @@ static void make_name(char *buf, size_t len)
 		 (unsigned long)ts.tv_nsec);
 }
 
+int sandbox_check_root(struct pd_err *err)
+{
+	if (geteuid() == 0)
+		return 0;
+	pd_err_set(err, EPERM, "privileges",
+		   "paddock must run as root: it maps the sandbox's root to an unprivileged "
+		   "uid range and builds idmapped mounts");
+	return pd_err_hint(err, "run it with sudo");
+}
+
 /* A named sandbox's directory: <dir>/upper and <dir>/work on the host's disk
  * (the files outlive stop and start). <dir> is root's, 0700: nothing of the
  * sandbox (setuid files of its uid range included) is reachable by host
@@ -697,12 +707,8 @@ static int start_impl(const struct spec *s, const struct sandbox_io *io,
 		return r;
 	if (!s->image)
 		return pd_err_set(err, EINVAL, "image", "no image given");
-	if (geteuid() != 0) {
-		pd_err_set(err, EPERM, "privileges",
-			   "paddock must run as root: it maps the sandbox's root to an unprivileged "
-			   "uid range and builds idmapped mounts");
-		return pd_err_hint(err, "run it with sudo");
-	}
+	if ((r = sandbox_check_root(err)) < 0)
+		return r;
 	struct sandbox *sb = calloc(1, sizeof *sb);
 	if (!sb)
 		return pd_err_set(err, ENOMEM, "sandbox", "out of memory");

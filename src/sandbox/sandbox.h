@@ -35,6 +35,9 @@ struct sandbox;
  * mount, cgroup or file. */
 int sandbox_start(const struct spec *spec, const struct sandbox_io *io, struct sandbox **out,
 		  struct pd_err *err);
+/* paddock runs as root (rootless is not built): 0, or -EPERM saying so. */
+int sandbox_check_root(struct pd_err *err);
+
 /* Named, persistent sandboxes (paddockd). Its pid 1 starts no command (sessions
  * enter with sandbox_exec) and survives the daemon; the writable layer is on
  * disk in dir, so the files outlive stop and start. */

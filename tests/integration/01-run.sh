@@ -23,9 +23,9 @@ err=$(pd run --image "$ROOTFS" 2>&1); expect "no command: 125" 125 $?
 err=$(pd run --image "$ROOTFS" --memory lots -- true 2>&1); rc=$?
 expect "bad size: 125" 125 $rc
 contains "bad size explained" "--memory 'lots'" "$err"
-err=$(pd run --image "$ROOTFS" --network filtered -- true 2>&1); rc=$?
-expect "network filtered not built yet: 125" 125 $rc
-contains "network refusal says so" "not supported yet" "$err"
+err=$(pd run --image "$ROOTFS" --network fitlered -- true 2>&1); rc=$?
+expect "an unknown network mode: 125" 125 $rc
+contains "an unknown network mode is named" "expected off, filtered or open" "$err"
 out=$(pdrun -- sh -c 'echo $IS_SANDBOX $HOME $USER'); expect "environment: IS_SANDBOX, HOME, USER" "1 /root root" "$out"
 out=$(pdrun -e FOO=bar -e HOME=/tmp -- sh -c 'echo $FOO $HOME'); expect "--env sets and overrides" "bar /tmp" "$out"
 out=$(pdrun -- sh -c 'env | grep -c SSH_AUTH_SOCK'); expect "the caller's environment does not leak in" 0 "$out"

@@ -106,10 +106,10 @@ contains "a bad size is named" "paddock.yaml:1:18: limits.memory: bad size '4X'"
 printf 'mounts: [{source: ../.., target: /up}]\n' > paddock.yaml
 err=$(pd run --image "$ROOTFS" -- true 2>&1)
 contains "a relative source leaving the repository is refused" "paddock.yaml:1:19: mounts.source '../..' escapes the directory holding paddock.yaml" "$err"
-printf 'network:\n  mode: filtered\n' > paddock.yaml
+printf 'network:\n  mode: fltered\n' > paddock.yaml
 err=$(pd run --image "$ROOTFS" -- true 2>&1); rc=$?
-expect "network filtered in the file: 125" 125 $rc
-contains "and not supported yet, with file:line:column" "paddock.yaml:2:9: network mode 'filtered' is not supported yet" "$err"
+expect "a misspelt network mode in the file: 125" 125 $rc
+contains "named with file:line:column" "paddock.yaml:2:9: network.mode: 'fltered' is not a mode" "$err"
 head -c 1100000 /dev/zero | tr '\0' '#' > paddock.yaml
 err=$(pd spec 2>&1); rc=$?
 expect "a file over 1 MiB is refused" "125 paddock: spec: paddock.yaml: the file is larger than 1 MiB (1100000 bytes)" "$rc $err"

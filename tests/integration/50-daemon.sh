@@ -4,7 +4,7 @@
 # demand by the CLI.
 . tests/lib/tap.sh
 . tests/lib/daemon.sh
-plan 62
+plan 84
 trap daemon_cleanup EXIT
 RUN=(--image "$ROOTFS" --workspace none --network off)
 A=${SBP}a B=${SBP}b
@@ -29,12 +29,12 @@ out=$(pd exec "$A" -- sh -c 'echo to-out; echo to-err >&2; exit 7' 2>"$DT/err");
 expect "exec: stdout" "to-out" "$out"
 expect "exec: stderr" "to-err" "$(cat "$DT/err")"
 expect "exec: the command's exit code" 7 $rc
-out=$(printf 'line1\nline2\n' | pd exec "$A" -- sh -c 'wc -l; cat /dev/stdin')
-expect "exec: stdin reaches the command, with its end" "2" "$(echo "$out" | head -1 | tr -d ' ')"
+out=$(printf 'line1\nline2\n' | pd exec "$A" -- sh -c 'read a; cat; echo "first=$a"')
+expect "exec: stdin reaches the command, and its end" "line2 first=line1" "$(echo $out)"
 out=$(pd exec "$A" -- /no/such/command 2>&1); rc=$?
 expect "exec of a missing command exits 127" 127 $rc
 contains "... saying so" "No such file" "$out"
-out=$(pd exec "$A" -e FOO=bar -w /tmp -- sh -c 'echo $FOO $PWD')
+out=$(pd exec -e FOO=bar -w /tmp "$A" -- sh -c 'echo $FOO $PWD')
 expect "exec -e and -w" "bar /tmp" "$out"
 
 # ---- detached sessions

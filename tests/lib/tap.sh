@@ -44,11 +44,16 @@ leak_state() {
 	find /sys/fs/cgroup -maxdepth 4 -type d -path '*/paddock/*' 2>/dev/null | sort
 	# mounts of the host namespace
 	awk '{print $5, $9}' /proc/self/mountinfo | sort
-	# network namespaces
+	# network namespaces, the egress plumbing (veths, the nft table)
 	ip netns list 2>/dev/null | sort
-	# processes running the paddock binary
+	ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^pd[0-9]/ {print "veth " $2}' | sed 's/@.*//'
+	nft list table inet paddock >/dev/null 2>&1 && echo "nft table inet paddock"
+	# processes running paddock's binaries (the CLI, the gateway)
+	local bindir; bindir=$(dirname "$(readlink -f "$PADDOCK_BIN")")
 	for p in /proc/[0-9]*; do
-		[ "$(readlink "$p/exe" 2>/dev/null)" = "$(readlink -f "$PADDOCK_BIN")" ] && echo "process ${p#/proc/}"
+		case "$(readlink "$p/exe" 2>/dev/null)" in
+		"$bindir/paddock"|"$bindir/paddock-egress") echo "process ${p#/proc/} $(cat "$p/comm" 2>/dev/null)" ;;
+		esac
 	done
 	# temporary directories
 	ls -d /tmp/paddock* /var/tmp/paddock* 2>/dev/null

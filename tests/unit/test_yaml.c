@@ -102,7 +102,7 @@ static void test_example(void **state)
 	assert_int_equal(s.pids, 2048);
 	assert_int_equal(s.disk, 20ULL << 30);
 	/* Untouched defaults. */
-	assert_int_equal(s.network, PD_NET_OFF);
+	assert_int_equal(s.network, PD_NET_FILTERED);
 	assert_int_equal(s.workspace, PD_WS_AUTO);
 	assert_null(s.argv);
 	assert_null(s.workdir);
@@ -177,22 +177,26 @@ static void test_not_supported(void **state)
 {
 	char *text;
 	assert_true(asprintf(&text, "%s%s", example, refused) > 0);
-	/* The first one in the file is reported; the rest of the file was good. */
-	fails_with(text, "paddock.yaml:14:9: network mode 'filtered' is not supported yet by "
-			 "this build");
+	/* network: is supported now; secrets: (line 16) is the first refusal. */
+	fails_with(text, "paddock.yaml:16:1: 'secrets' is not supported yet by this build");
 	free(text);
 	struct spec s;
 	struct pd_err err = { 0 };
 	spec_init(&s);
-	assert_true(load("network: {mode: open}", &s, &err) < 0);
-	assert_string_equal(err.msg, "paddock.yaml:1:17: network mode 'open' is not supported yet "
-				     "by this build");
-	assert_non_null(strstr(err.hint, "mode: off"));
+	assert_int_equal(load("network: {mode: open}", &s, &err), 0);
+	assert_int_equal(s.network, PD_NET_OPEN);
 	spec_free(&s);
-	fails_with("network:\n  mode: off\n  allow: [registry.npmjs.org, \"*.github.com\"]\n",
-		   "paddock.yaml:3:3: 'network.allow' is not supported yet by this build");
-	fails_with("network:\n  deny: [evil.example]\n",
-		   "paddock.yaml:2:3: 'network.deny' is not supported yet by this build");
+	spec_init(&s);
+	assert_int_equal(load("network:\n  mode: filtered\n  allow: [registry.npmjs.org, \"*.github.com\"]\n"
+			      "  deny: [evil.example]\n", &s, &err), 0);
+	assert_int_equal(s.network, PD_NET_FILTERED);
+	assert_string_equal(s.net_allow[1], "*.github.com");
+	assert_string_equal(s.net_deny[0], "evil.example");
+	spec_free(&s);
+	spec_init(&s);
+	assert_int_equal(load("network: {mode: off}", &s, &err), 0);
+	assert_int_equal(s.network, PD_NET_OFF);
+	spec_free(&s);
 	fails_with("env: {A: b}\nsecrets:\n  ANTHROPIC_API_KEY: {from: env, hosts: [api.anthropic.com]}\n",
 		   "paddock.yaml:2:1: 'secrets' is not supported yet by this build");
 	fails_with("idle: 15m\n", "paddock.yaml:1:1: 'idle' is not supported yet by this build");
@@ -595,7 +599,7 @@ static void test_round_trip(void **state)
 			       "hostname: paddock\n"
 			       "workspace: auto\n"
 			       "network:\n"
-			       "  mode: off\n"
+			       "  mode: filtered\n"
 			       "limits:\n"
 			       "  memory: 4G\n"
 			       "  cpus: 0\n"
