@@ -38,6 +38,7 @@ int cmd_events(int argc, char **argv);
 int cmd_daemon_status(int argc, char **argv);
 int cmd_allow(int argc, char **argv);
 int cmd_net(int argc, char **argv);
+int cmd_secrets(int argc, char **argv);
 
 /* spec-flags.c: the spec a command line describes. */
 enum cli_spec_mode {

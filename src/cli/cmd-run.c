@@ -194,6 +194,7 @@ int cmd_run(int argc, char **argv)
 	int pipes[3][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
 	int sigfd = -1;
 	struct pd_egress eg = { .sock = -1 };
+	char *ca_pem = NULL;
 	struct pd_net net = { .ns = { .fd = -1 } };
 	bool net_up = false;
 
@@ -238,6 +239,19 @@ int cmd_run(int argc, char **argv)
 			goto fail;
 		}
 		pd_net_resolv_conf(&net, resolv, sizeof resolv);
+		if (s.n_secrets) {
+			struct pd_secrets sec;
+			int sr = pd_secrets_read(&s, NULL, &sec, &err);
+			if (sr == 0) {
+				sr = pd_net_secrets(&eg, net.name, &sec, &ca_pem, &err);
+				if (sr == 0 && (pd_secrets_env(&sec, &s.env) < 0 || pd_net_ca_env(&s.env) < 0))
+					sr = pd_err_set(&err, ENOMEM, "secrets", "out of memory");
+				pd_secrets_wipe(&sec);
+			}
+			if (sr < 0)
+				goto fail;
+			io.ca_pem = ca_pem;
+		}
 		io.join_netns = true;
 		io.netns_fd = net.ns.fd;
 		io.resolv_conf = resolv;
@@ -339,6 +353,7 @@ out:
 		pd_net_down(&eg, &net);
 	if (eg.pid > 0)
 		pd_egress_stop(&eg);
+	free(ca_pem);
 	for (int i = 0; i < 3; i++)
 		for (int j = 0; j < 2; j++)
 			if (pipes[i][j] >= 0)

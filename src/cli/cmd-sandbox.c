@@ -24,6 +24,7 @@
 #include "cli/cli.h"
 #include "common/cleanup.h"
 #include "daemon/proto.h"
+#include "egress/client.h"
 #include "spec/spec.h"
 #include "spec/yaml.h"
 
@@ -326,6 +327,55 @@ static bool want_help(int argc, char **argv)
 
 /* ---- commands -------------------------------------------------------------- */
 
+/* "NAME" -> value for every secret of s, read from its source. */
+static json_t *read_secret_values(const struct spec *s, struct pd_err *err)
+{
+	struct pd_secrets sec;
+	if (pd_secrets_read(s, NULL, &sec, err) < 0)
+		return NULL;
+	json_t *o = json_object();
+	for (size_t i = 0; i < sec.n; i++)
+		json_object_set_new(o, sec.v[i].name, json_stringn(sec.v[i].value, sec.v[i].len));
+	pd_secrets_wipe(&sec);
+	return o;
+}
+
+/* The values of a named sandbox's secrets, read from the sources its spec
+ * names (asked from the daemon); override: one value given by hand. */
+static json_t *read_sandbox_secrets(const char *name, const char *override_name,
+				    const char *override_value, int *rc)
+{
+	json_t *ans = request(json_pack("{s:s, s:s}", "op", "secret-sources", "name", name), NULL, rc);
+	if (!ans)
+		return NULL;
+	json_t *list = json_object_get(ans, "secrets"), *x;
+	size_t i, n = json_array_size(list);
+	struct spec tmp;
+	spec_init(&tmp);
+	tmp.secrets = calloc(n + 1, sizeof *tmp.secrets);
+	json_array_foreach(list, i, x) {
+		const char *nm = json_string_value(json_object_get(x, "name"));
+		const char *from = json_string_value(json_object_get(x, "from"));
+		if (!nm || !from || (override_name && !strcmp(nm, override_name)))
+			continue;
+		tmp.secrets[tmp.n_secrets].name = strdup(nm);
+		tmp.secrets[tmp.n_secrets].from = strdup(from);
+		tmp.n_secrets++;
+	}
+	json_decref(ans);
+	struct pd_err err = { 0 };
+	json_t *values = read_secret_values(&tmp, &err);
+	spec_free(&tmp);
+	if (!values) {
+		cli_error(&err);
+		*rc = EXIT_PADDOCK;
+		return NULL;
+	}
+	if (override_name)
+		json_object_set_new(values, override_name, json_string(override_value));
+	return values;
+}
+
 int cmd_up(int argc, char **argv)
 {
 	if (want_help(argc, argv)) {
@@ -356,6 +406,19 @@ int cmd_up(int argc, char **argv)
 	}
 	json_t *req = json_pack("{s:s, s:s, s:s?, s:s?}", "op", "up", "name", argv[1], "spec", yaml,
 				"image", s.image);
+	/* Secret values are read here, with our rights and environment, and
+	 * travel to the daemon, which hands them to the gateway. */
+	if (s.n_secrets) {
+		json_t *values = read_secret_values(&s, &err);
+		if (!values) {
+			cli_error(&err);
+			json_decref(req);
+			free(yaml);
+			spec_free(&s);
+			return EXIT_PADDOCK;
+		}
+		json_object_set_new(req, "secrets", values);
+	}
 	if (s.workspace == PD_WS_AUTO && s.workspace_src)
 		json_object_set_new(req, "cwd", json_string(s.workspace_src));
 	free(yaml);
@@ -705,7 +768,80 @@ static int lifecycle(int argc, char **argv, const char *op)
 }
 
 int cmd_stop(int argc, char **argv) { return lifecycle(argc, argv, "stop"); }
-int cmd_start(int argc, char **argv) { return lifecycle(argc, argv, "start"); }
+int cmd_start(int argc, char **argv)
+{
+	if (!name_arg(argc, argv, 1, "start"))
+		return 2;
+	if (argc > 2) {
+		cli_errorf("start: unexpected argument '%s'", argv[2]);
+		return 2;
+	}
+	int rc;
+	json_t *values = read_sandbox_secrets(argv[1], NULL, NULL, &rc);
+	if (!values)
+		return rc;
+	json_t *req = json_pack("{s:s, s:s}", "op", "start", "name", argv[1]);
+	if (json_object_size(values))
+		json_object_set(req, "secrets", values);
+	json_decref(values);
+	return simple(req);
+}
+
+/* paddock secrets NAME: names, hosts, injections; never values.
+ * paddock secrets set NAME SECRET: a new value for SECRET from stdin (the
+ * others are read again from their sources); no restart. */
+int cmd_secrets(int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[1], "set")) {
+		if (argc != 4 || !name_arg(argc, argv, 2, "secrets set")) {
+			cli_errorf("secrets set: usage: paddock secrets set NAME SECRET  (value on stdin)");
+			return 2;
+		}
+		char buf[65536];
+		size_t n = fread(buf, 1, sizeof buf - 1, stdin);
+		buf[n] = '\0';
+		while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+			buf[--n] = '\0';
+		if (!n) {
+			cli_errorf("secrets set: no value on stdin");
+			return 2;
+		}
+		int rc;
+		json_t *values = read_sandbox_secrets(argv[2], argv[3], buf, &rc);
+		explicit_bzero(buf, sizeof buf);
+		if (!values)
+			return rc;
+		return simple(json_pack("{s:s, s:s, s:o}", "op", "secrets-set", "name", argv[2],
+					"secrets", values));
+	}
+	if (!name_arg(argc, argv, 1, "secrets"))
+		return 2;
+	bool js = json_flag(argc, argv, 2, "--json");
+	int rc;
+	json_t *ans = request(json_pack("{s:s, s:s}", "op", "secrets", "name", argv[1]), NULL, &rc);
+	if (!ans)
+		return rc;
+	json_t *a = json_object_get(ans, "secrets"), *x;
+	size_t i;
+	if (js) {
+		char *t = json_dumps(a, JSON_INDENT(2));
+		puts(t ? t : "[]");
+		free(t);
+	} else {
+		printf("%-24s %-10s %-28s %s\n", "SECRET", "INJECTED", "FROM", "HOSTS");
+		json_array_foreach(a, i, x) {
+			char *hosts = json_dumps(json_object_get(x, "hosts"), JSON_COMPACT);
+			json_int_t inj = json_integer_value(json_object_get(x, "injections"));
+			char injs[24];
+			snprintf(injs, sizeof injs, inj < 0 ? "-" : "%lld", (long long)inj);
+			printf("%-24s %-10s %-28s %s\n", json_string_value(json_object_get(x, "name")),
+			       injs, json_string_value(json_object_get(x, "from")), hosts ? hosts : "[]");
+			free(hosts);
+		}
+	}
+	json_decref(ans);
+	return 0;
+}
 int cmd_down(int argc, char **argv) { return lifecycle(argc, argv, "down"); }
 
 int cmd_events(int argc, char **argv)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "egress/client.h"
 #include "common/cleanup.h"
 
 static const struct cli_command commands[] = {
@@ -22,6 +23,7 @@ static const struct cli_command commands[] = {
 	{ "start", cmd_start, "start a stopped sandbox again" },
 	{ "down", cmd_down, "destroy a sandbox: nothing of it remains" },
 	{ "allow", cmd_allow, "allow (or --deny) host names for a running sandbox" },
+	{ "secrets", cmd_secrets, "a sandbox's secrets (names, hosts, injections); secrets set" },
 	{ "net", cmd_net, "a sandbox's network: policy, gateway counters, recent connections" },
 	{ "events", cmd_events, "the audit log (--sandbox NAME, --json)" },
 	{ "daemon-status", cmd_daemon_status, "paddockd's counters (for tests and debugging)" },
@@ -59,6 +61,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	pd_json_wipe_on_free(); /* secret values pass through JSON */
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_PADDOCK;

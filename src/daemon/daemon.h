@@ -69,6 +69,8 @@ struct dsb {
 	struct client *followers; /* logs -f */
 	char dir[4096 + 128];
 	struct pd_net net;    /* network filtered/open: its plumbing */
+	json_t *placeholders; /* secrets: "NAME" -> placeholder (never values) */
+	char *ca_pem;         /* secrets: the gateway's CA for it, installed inside */
 	bool net_up;
 	char resolv[128];
 	char cg_name[64];

@@ -398,6 +398,7 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	struct daemon d = { .listen_fd = -1, .eg = { .sock = -1 } };
+	pd_json_wipe_on_free(); /* secret values pass through JSON */
 	snprintf(d.sock_path, sizeof d.sock_path, "%s",
 		 getenv("PADDOCK_SOCKET") ? getenv("PADDOCK_SOCKET") : PD_SOCKET_DEFAULT);
 	snprintf(d.db_path, sizeof d.db_path, "%s/paddock.db", image_state_dir());
@@ -448,6 +449,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "paddockd: creating %s: %s\n", d.sbdir, strerror(errno));
 		return 1;
 	}
+	/* One daemon per database too: two would each adopt, stop and remove
+	 * the same sandboxes. (The socket's lock alone does not see a second
+	 * daemon started on another socket with the same --db.) */
+	char dblock[sizeof d.db_path + 8];
+	snprintf(dblock, sizeof dblock, "%s.lock", d.db_path);
+	int dbl = open(dblock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (dbl < 0 || flock(dbl, LOCK_EX | LOCK_NB) < 0) {
+		bool busy = dbl >= 0 && errno == EWOULDBLOCK;
+		fprintf(stderr, "paddockd: %s: %s\n", d.db_path,
+			busy ? "another paddockd uses this database" : strerror(errno));
+		return busy ? 3 : 1;
+	}
+	/* dbl stays open (and locked) for our lifetime */
 	if (pd_state_open(d.db_path, &d.st, &err) < 0) {
 		char buf[1200];
 		fprintf(stderr, "paddockd: %s\n", pd_err_format(&err, buf, sizeof buf));

@@ -93,6 +93,8 @@ void dsb_free(struct dsb *s, bool release)
 		close(s->net.ns.fd); /* the daemon leaves; the sandbox keeps its network */
 	if (s->log_fd >= 0)
 		close(s->log_fd);
+	json_decref(s->placeholders);
+	free(s->ca_pem);
 	spec_free(&s->spec);
 	pd_sb_row_free(&s->row);
 	free(s);
@@ -237,7 +239,36 @@ static int egress_ensure(struct daemon *d, struct pd_err *err)
 /* Before a start: the netns, veth, rules and the gateway's sockets; the
  * proxy variables and resolv.conf for the sandbox. Main thread only (the
  * gateway's channel is not shared with the jobs). */
-static int net_prepare(struct dsb *s, struct pd_err *err)
+/* Secrets for a sandbox: the values the client read (values: "NAME" ->
+ * value, every secret of the spec), handed to the gateway, then wiped here.
+ * Placeholders stay the same across rotations and restarts of the daemon's
+ * memory of them. Sets the CA and the variables for the next start. */
+static int secrets_give(struct dsb *s, json_t *values, struct pd_err *err)
+{
+	for (size_t i = 0; i < s->spec.n_secrets; i++)
+		if (!json_is_string(json_object_get(values, s->spec.secrets[i].name)))
+			return pd_err_set(err, EINVAL, "secrets", "secret %s: no value from the client",
+					  s->spec.secrets[i].name);
+	struct pd_secrets sec;
+	int r = pd_secrets_read(&s->spec, values, &sec, err);
+	if (r < 0)
+		return r;
+	pd_secrets_keep_placeholders(&sec, s->placeholders);
+	char *ca = NULL;
+	r = pd_net_secrets(&s->d->eg, s->row.name, &sec, &ca, err);
+	if (r == 0) {
+		json_decref(s->placeholders);
+		s->placeholders = pd_secrets_placeholders(&sec);
+		free(s->ca_pem);
+		s->ca_pem = ca;
+		if (pd_secrets_env(&sec, &s->spec.env) < 0 || pd_net_ca_env(&s->spec.env) < 0)
+			r = pd_err_set(err, ENOMEM, "secrets", "out of memory");
+	}
+	pd_secrets_wipe(&sec);
+	return r;
+}
+
+static int net_prepare(struct dsb *s, json_t *secret_values, struct pd_err *err)
 {
 	if (!wants_net(s))
 		return 0;
@@ -248,6 +279,8 @@ static int net_prepare(struct dsb *s, struct pd_err *err)
 	if (pd_net_env(&s->net, &s->spec.env) < 0)
 		return pd_err_set(err, ENOMEM, "network", "out of memory");
 	pd_net_resolv_conf(&s->net, s->resolv, sizeof s->resolv);
+	if (s->spec.n_secrets && (r = secrets_give(s, secret_values, err)) < 0)
+		return r;
 	return 0;
 }
 
@@ -437,7 +470,8 @@ static void up_work(struct job *j)
 	struct sandbox_persist p = { .dir = s->dir, .cg_name = s->cg_name,
 				     .populate = !u->start_only,
 				     .netns_fd = s->net_up ? s->net.ns.fd : -1,
-				     .resolv_conf = s->net_up ? s->resolv : NULL };
+				     .resolv_conf = s->net_up ? s->resolv : NULL,
+				     .ca_pem = s->net_up ? s->ca_pem : NULL };
 	j->r = sandbox_start_persistent(sp, &p, &s->sb, &j->err);
 }
 
@@ -584,7 +618,8 @@ static void op_up(struct client *c, json_t *req)
 		dsb_free(s, false);
 		return client_error(c, 2, "%s", pd_err_format(&err, buf, sizeof buf));
 	}
-	if (net_prepare(s, &err) < 0 || pd_state_sb_insert(d->st, &s->row, &err) < 0) {
+	if (net_prepare(s, json_object_get(req, "secrets"), &err) < 0 ||
+	    pd_state_sb_insert(d->st, &s->row, &err) < 0) {
 		dsb_free(s, false);
 		return client_error(c, 1, "%s", pd_err_format(&err, buf, sizeof buf));
 	}
@@ -628,7 +663,7 @@ static void op_start(struct client *c, json_t *req)
 	u->start_only = true;
 	struct pd_err err;
 	char buf[1200];
-	if (net_prepare(s, &err) < 0) {
+	if (net_prepare(s, json_object_get(req, "secrets"), &err) < 0) {
 		net_release(s);
 		free(j);
 		free(u);
@@ -1225,6 +1260,82 @@ static void op_net(struct client *c, json_t *req)
 	client_close(c);
 }
 
+/* ---- secrets: names, hosts and counts; never values --------------------------- */
+
+/* Where the client reads each secret from (the spec's from: fields). */
+static void op_sources(struct client *c, json_t *req)
+{
+	struct dsb *s = need_sandbox(c, req);
+	if (!s)
+		return;
+	json_t *a = json_array();
+	for (size_t i = 0; i < s->spec.n_secrets; i++) {
+		json_t *hosts = json_array();
+		for (char **h = s->spec.secrets[i].hosts; h && *h; h++)
+			json_array_append_new(hosts, json_string(*h));
+		json_array_append_new(a, json_pack("{s:s, s:s, s:o}", "name", s->spec.secrets[i].name,
+						   "from", s->spec.secrets[i].from, "hosts", hosts));
+	}
+	client_reply(c, json_pack("{s:b, s:o}", "ok", 1, "secrets", a));
+	client_close(c);
+}
+
+static void op_secrets(struct client *c, json_t *req)
+{
+	struct dsb *s = need_sandbox(c, req);
+	if (!s)
+		return;
+	json_t *stats = NULL;
+	struct pd_err err;
+	if (s->net_up && s->spec.n_secrets) {
+		json_t *q = json_pack("{s:s, s:s}", "op", "secrets-stats", "sandbox", s->row.name);
+		pd_egress_call(&c->d->eg, q, NULL, 0, &stats, &err);
+		json_decref(q);
+	}
+	json_t *a = json_array();
+	for (size_t i = 0; i < s->spec.n_secrets; i++) {
+		const struct pd_secret *p = &s->spec.secrets[i];
+		json_t *hosts = json_array();
+		for (char **h = p->hosts; h && *h; h++)
+			json_array_append_new(hosts, json_string(*h));
+		json_int_t inj = -1;
+		json_t *x, *list = json_object_get(stats, "secrets");
+		size_t k;
+		json_array_foreach(list, k, x)
+			if (json_is_string(json_object_get(x, "name")) &&
+			    !strcmp(json_string_value(json_object_get(x, "name")), p->name))
+				inj = json_integer_value(json_object_get(x, "injections"));
+		json_array_append_new(a, json_pack("{s:s, s:s, s:o, s:I, s:b}", "name", p->name, "from",
+						   p->from, "hosts", hosts, "injections", inj, "loaded",
+						   s->placeholders && json_object_get(s->placeholders,
+										      p->name)));
+	}
+	json_decref(stats);
+	client_reply(c, json_pack("{s:b, s:o}", "ok", 1, "secrets", a));
+	client_close(c);
+}
+
+/* Rotation: new values (the client re-read them, one of them maybe given by
+ * hand), same placeholders, no restart. */
+static void op_secret_set(struct client *c, json_t *req)
+{
+	struct dsb *s = need_running(c, req);
+	if (!s)
+		return;
+	if (!s->spec.n_secrets || !s->net_up)
+		return client_error(c, 1, "sandbox '%s' has no secrets", s->row.name);
+	struct pd_err err = { 0 };
+	char buf[1200];
+	if (secrets_give(s, json_object_get(req, "secrets"), &err) < 0)
+		return client_error(c, 1, "%s", pd_err_format(&err, buf, sizeof buf));
+	json_t *names = json_array();
+	for (size_t i = 0; i < s->spec.n_secrets; i++)
+		json_array_append_new(names, json_string(s->spec.secrets[i].name));
+	daemon_event(c->d, s->row.name, "secrets-set", json_pack("{s:o}", "names", names));
+	client_reply(c, json_pack("{s:b}", "ok", 1));
+	client_close(c);
+}
+
 /* ---- dispatch -------------------------------------------------------------- */
 
 void op_dispatch(struct client *c, json_t *req)
@@ -1239,6 +1350,8 @@ void op_dispatch(struct client *c, json_t *req)
 		{ "sessions", op_sessions }, { "ls", op_ls },     { "logs", op_logs },
 		{ "events", op_events }, { "status", op_status },
 		{ "allow", op_allow },   { "net", op_net },
+		{ "secret-sources", op_sources }, { "secrets", op_secrets },
+		{ "secrets-set", op_secret_set },
 	};
 	if (!op)
 		return client_error(c, 2, "protocol: the request has no \"op\"");

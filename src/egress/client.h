@@ -66,3 +66,41 @@ void pd_net_resolv_conf(const struct pd_net *n, char *buf, size_t len);
 int pd_net_env(const struct pd_net *n, char ***env);
 
 #endif
+
+/* Secrets (paddock.yaml secrets:). Values are read on the host from their
+ * source when a sandbox starts, handed to the gateway and wiped; the sandbox
+ * only ever sees the placeholders. */
+struct pd_secret_val {
+	char *name;
+	char placeholder[48]; /* "paddock-secret-" + 32 hex digits */
+	char *value;          /* wiped by pd_secrets_wipe */
+	size_t len;
+	char **hosts;         /* borrowed from the spec */
+};
+struct pd_secrets {
+	struct pd_secret_val *v;
+	size_t n;
+};
+/* Read every secret of the spec from its source: "env" (the variable of the
+ * same name in our environment), "file:PATH", "cmd:COMMAND" (run with
+ * /bin/sh -c; its stdout). A trailing newline is dropped; at most 64 KiB.
+ * values: "NAME" -> "value" given by a client instead (may be NULL). */
+int pd_secrets_read(const struct spec *s, json_t *values, struct pd_secrets *out,
+		    struct pd_err *err);
+/* Keep the placeholders of `prev` ("NAME" -> "paddock-secret-...") instead
+ * of new ones (a rotation: running commands hold the old ones). */
+void pd_secrets_keep_placeholders(struct pd_secrets *sec, json_t *prev);
+/* "NAME" -> placeholder, for pd_secrets_keep_placeholders. */
+json_t *pd_secrets_placeholders(const struct pd_secrets *sec);
+void pd_secrets_wipe(struct pd_secrets *sec);
+/* NAME=placeholder for each secret, into env (replacing). */
+int pd_secrets_env(const struct pd_secrets *sec, char ***env);
+/* Give them to the gateway for sandbox `name`; *ca_pem (malloc'd) receives
+ * the sandbox's certificate authority. */
+int pd_net_secrets(struct pd_egress *eg, const char *name, const struct pd_secrets *sec,
+		   char **ca_pem, struct pd_err *err);
+/* The variables that make common clients trust the sandbox's CA. */
+int pd_net_ca_env(char ***env);
+/* From now on, every block jansson frees is wiped first (secret values
+ * travel through JSON). Call once at start. */
+void pd_json_wipe_on_free(void);

@@ -84,6 +84,36 @@ static int write_resolv_conf(const char *text, struct pd_err *err)
 	return 0;
 }
 
+/* The gateway's per-sandbox CA (secrets): its own file, referenced by
+ * NODE_EXTRA_CA_CERTS, and appended to the system bundle that OpenSSL,
+ * curl, git and Python read (SSL_CERT_FILE and friends point there too).
+ * Written after pivot_root, as the sandbox's root, into its own layer. */
+static int install_ca(const char *pem, struct pd_err *err)
+{
+	static const char *const dirs[] = { "/etc", "/etc/ssl", "/etc/ssl/certs", "/usr",
+					     "/usr/local", "/usr/local/share",
+					     "/usr/local/share/ca-certificates", NULL };
+	for (const char *const *d = dirs; *d; d++)
+		if (mkdir(*d, 0755) < 0 && errno != EEXIST)
+			return pd_err_errno(err, "secrets", "creating %s", *d);
+	size_t n = strlen(pem);
+	static const char *const own[] = { "/etc/ssl/certs/paddock-ca.crt",
+					    "/usr/local/share/ca-certificates/paddock.crt", NULL };
+	for (const char *const *f = own; *f; f++) {
+		if (unlink(*f) < 0 && errno != ENOENT)
+			return pd_err_errno(err, "secrets", "replacing %s", *f);
+		_cleanup_close_ int fd =
+			open(*f, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd < 0 || write(fd, pem, n) != (ssize_t)n)
+			return pd_err_errno(err, "secrets", "writing %s", *f);
+	}
+	_cleanup_close_ int b = open("/etc/ssl/certs/ca-certificates.crt",
+				     O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (b < 0 || write(b, "\n", 1) != 1 || write(b, pem, n) != (ssize_t)n)
+		return pd_err_errno(err, "secrets", "adding the CA to /etc/ssl/certs/ca-certificates.crt");
+	return 0;
+}
+
 static int loopback_up(struct pd_err *err)
 {
 	_cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -490,6 +520,8 @@ _Noreturn void sandbox_child(struct plan *plan)
 	free(fds);
 	/* After pivot_root: a symlink at /etc/resolv.conf resolves inside. */
 	if (plan->resolv_conf && write_resolv_conf(plan->resolv_conf, &err) < 0)
+		child_fail(sock, &err);
+	if (plan->ca_pem && install_ca(plan->ca_pem, &err) < 0)
 		child_fail(sock, &err);
 	/* 4. */
 	const struct spec *s = plan->spec;

@@ -35,6 +35,7 @@ struct plan {
 	bool persistent;          /* named sandbox: pid 1 survives the daemon */
 	bool idle;                /* pid 1 starts no command (sessions come by exec) */
 	const char *resolv_conf;  /* written to /etc/resolv.conf, or NULL */
+	const char *ca_pem;       /* trusted inside (secrets interception), or NULL */
 	bool joined_netns;        /* in a netns paddock made (not its own) */
 };
 

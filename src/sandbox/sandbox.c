@@ -719,6 +719,7 @@ static int start_impl(const struct spec *s, const struct sandbox_io *io,
 	sb->plan.io = *io;
 	sb->plan.persistent = sb->plan.idle = persist != NULL;
 	sb->plan.resolv_conf = persist ? persist->resolv_conf : io->resolv_conf;
+	sb->plan.ca_pem = persist ? persist->ca_pem : io->ca_pem;
 	_cleanup_close_ int scratch = -1, maskfs = -1, ownnet = -1;
 	int sp[2] = { -1, -1 };
 	bool populate = persist ? persist->populate : true;

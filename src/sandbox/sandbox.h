@@ -26,6 +26,9 @@ struct sandbox_io {
 	bool join_netns;
 	int netns_fd;
 	const char *resolv_conf;
+	/* secrets: the gateway's certificate authority for this sandbox, added
+	 * to its trust store at start (PEM), or NULL */
+	const char *ca_pem;
 };
 
 struct sandbox;
@@ -47,6 +50,7 @@ struct sandbox_persist {
 	bool populate;       /* first start: create dir and fill /workspace */
 	int netns_fd;        /* network namespace to join, or -1 for a private one */
 	const char *resolv_conf; /* written to /etc/resolv.conf at start, or NULL */
+	const char *ca_pem;      /* added to the trust store at start, or NULL */
 };
 int sandbox_start_persistent(const struct spec *spec, const struct sandbox_persist *p,
 			     struct sandbox **out, struct pd_err *err);

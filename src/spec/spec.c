@@ -226,6 +226,11 @@ int spec_validate(const struct spec *s, struct pd_err *err)
 	if (!s->argv || !s->argv[0] || !s->argv[0][0])
 		return pd_err_set(err, EINVAL, "spec", "no command given"),
 		       pd_err_hint(err, "usage: paddock run [OPTIONS] -- CMD [ARGS...]");
+	if (s->n_secrets && s->network != PD_NET_FILTERED && s->network != PD_NET_OPEN)
+		return pd_err_set(err, EINVAL, "secrets",
+				  "secrets need the egress gateway, which injects them: network mode "
+				  "'off' has none"),
+		       pd_err_hint(err, "use network mode filtered or open, or drop secrets:");
 	if (s->n_mounts > PD_MAX_MOUNTS)
 		return pd_err_set(err, E2BIG, "spec", "too many mounts (%zu > %d)", s->n_mounts,
 				  PD_MAX_MOUNTS);

@@ -1115,9 +1115,7 @@ static int top_pair(struct ctx *c, int idx, const struct ynode *k, const struct 
 			return nomem(c);
 		if ((r = map_walk(c, v, "secrets", NULL, secret_pair, NULL)) < 0)
 			return r;
-		if (s->n_secrets)
-			refuse(c, k, "remove secrets:; the egress gateway that injects them is not "
-			       "built yet", "'secrets'");
+
 		return 0;
 	case K_LIMITS: return map_walk(c, v, "limits", limit_keys, limit_pair, NULL);
 	case K_IDLE:

@@ -20,16 +20,20 @@ PADDOCKD=${PADDOCKD:-$(dirname "$PADDOCK_BIN")/paddockd}
 SBDIR=${PADDOCK_STATE_DIR:-/var/lib/paddock}/sandboxes
 export PADDOCK_SOCKET=$DSOCK
 
+# (never ask the CLI before the socket is there: with nothing listening, it
+# would start a daemon of its own, on the default database)
 daemon_start() {
-	"$PADDOCKD" --socket "$DSOCK" --db "$DDB" "$@" >>"$DT/paddockd.log" 2>&1 &
+	: >"$DT/paddockd.out"
+	"$PADDOCKD" --socket "$DSOCK" --db "$DDB" "$@" >"$DT/paddockd.out" 2>&1 &
 	DPID=$!
 	local i
-	for i in $(seq 100); do
-		pd daemon-status >/dev/null 2>&1 && return 0
-		kill -0 "$DPID" 2>/dev/null || return 1
+	for i in $(seq 200); do
+		grep -q "paddockd: serving" "$DT/paddockd.out" && [ -S "$DSOCK" ] && break
+		kill -0 "$DPID" 2>/dev/null || { cat "$DT/paddockd.out" >>"$DT/paddockd.log"; DPID=; return 1; }
 		sleep 0.05
 	done
-	return 1
+	cat "$DT/paddockd.out" >>"$DT/paddockd.log"
+	pd daemon-status >/dev/null 2>&1
 }
 
 daemon_stop() {
@@ -84,6 +88,8 @@ no_leftovers() {
 
 daemon_cleanup() {
 	local n cg p
+	# a daemon the CLI started on our socket by mistake
+	for p in $(pgrep -f -- "--socket $DSOCK"); do [ "$p" = "$DPID" ] || kill -TERM "$p"; done
 	if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
 		for n in $(pd ls --json 2>/dev/null | jq_py "' '.join(s['name'] for s in j)" 2>/dev/null); do
 			case $n in "$SBP"*) timeout 20 "$PADDOCK_BIN" down "$n" >/dev/null 2>&1 ;; esac
