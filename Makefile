@@ -30,16 +30,28 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-BINS := $(BUILD)/paddock $(BUILD)/paddock-import \
+BINS := $(BUILD)/paddock $(BUILD)/paddock-run $(BUILD)/paddock-import \
         $(if $(wildcard src/daemon/main.c),$(BUILD)/paddockd) \
         $(if $(wildcard src/egress/main.c),$(BUILD)/paddock-egress)
 
 all: $(BINS)
 
-# --as-needed: paddock links only the libraries its own code uses (not
-# libarchive, which only paddock-import needs).
-$(BUILD)/paddock: $(CLI_OBJ) $(BUILD)/libpaddock.a
+# --as-needed: each binary links only the libraries its own code uses.
+# paddock is the lean front: the commands for named sandboxes (they talk to
+# paddockd) in the binary itself, run/spec/image by becoming paddock-run,
+# which has every command and the heavy libraries (libcrypto, libnftables).
+CLI_LEAN_OBJ := $(BUILD)/src/cli/main-lean.o $(BUILD)/src/cli/cmd-sandbox.o \
+                $(BUILD)/src/cli/spec-flags.o
+
+$(BUILD)/paddock: $(CLI_LEAN_OBJ) $(BUILD)/libpaddock.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--as-needed -o $@ $(CLI_LEAN_OBJ) $(BUILD)/libpaddock.a $(LIBS)
+
+$(BUILD)/paddock-run: $(CLI_OBJ) $(BUILD)/libpaddock.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--as-needed -o $@ $(CLI_OBJ) $(BUILD)/libpaddock.a $(LIBS)
+
+$(BUILD)/src/cli/main-lean.o: src/cli/main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DPADDOCK_LEAN -MMD -MP -c -o $@ $<
 
 $(BUILD)/paddock-import: $(BUILD)/src/libexec/paddock-import.o $(BUILD)/libpaddock.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(LIBS)
@@ -116,4 +128,4 @@ clean:
 	rm -rf build build-asan
 
 .PHONY: all unit test asan clean fuzz
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(wildcard $(BUILD)/src/daemon/main.d $(BUILD)/src/egress/main.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BUILD)/src/cli/main-lean.d $(wildcard $(BUILD)/src/daemon/main.d $(BUILD)/src/egress/main.d)

@@ -51,21 +51,6 @@ static const struct option spec_opts[] = {
 	{ 0 },
 };
 
-/* Set "NAME=VALUE", replacing an entry for the same name. */
-static int env_set(char ***v, const char *kv)
-{
-	const char *eq = strchr(kv, '=');
-	for (size_t i = 0; eq && *v && (*v)[i]; i++)
-		if (!strncmp((*v)[i], kv, (size_t)(eq - kv) + 1)) {
-			char *d = strdup(kv);
-			if (!d)
-				return -ENOMEM;
-			free((*v)[i]);
-			(*v)[i] = d;
-			return 0;
-		}
-	return strv_push(v, kv);
-}
 
 /* Add a --mount; it replaces a mount from the file (the first n_file) with
  * the same target. */
@@ -173,7 +158,7 @@ int cli_parse_spec_flags(int argc, char **argv, enum cli_spec_mode mode, struct 
 			break;
 		case OPT_WORKSPACE_MOUNT: ws_mount = true; break;
 		case 'w': free(s->workdir); s->workdir = strdup(optarg); break;
-		case 'e': r = env_set(&s->env, optarg); break;
+		case 'e': r = strv_env_set(&s->env, optarg); break;
 		case OPT_MEMORY: r = size_opt("--memory", optarg, &s->memory, err); break;
 		case OPT_DISK: r = size_opt("--disk", optarg, &s->disk, err); break;
 		case OPT_PIDS: {

@@ -37,3 +37,18 @@ void strv_free(char **v)
 		free(*p);
 	free(v);
 }
+
+int strv_env_set(char ***v, const char *kv)
+{
+	size_t klen = strcspn(kv, "=") + 1;
+	for (size_t i = 0; *v && (*v)[i]; i++)
+		if (!strncmp((*v)[i], kv, klen)) {
+			char *d = strdup(kv);
+			if (!d)
+				return -ENOMEM;
+			free((*v)[i]);
+			(*v)[i] = d;
+			return 0;
+		}
+	return strv_push(v, kv);
+}

@@ -30,6 +30,7 @@
 #include "daemon/daemon.h"
 #include "daemon/proto.h"
 #include "image/image.h"
+#include "sandbox/fence.h"
 
 /* ---- clients ------------------------------------------------------------ */
 
@@ -478,6 +479,12 @@ int main(int argc, char **argv)
 	d.base = event_base_new();
 	if (!d.base || pipe2(d.job_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		fprintf(stderr, "paddockd: event loop: %s\n", strerror(errno));
+		return 1;
+	}
+	/* compiled once: every session's shim inherits it */
+	if (pd_seccomp_prepare(&err) < 0) {
+		char buf[1200];
+		fprintf(stderr, "paddockd: %s\n", pd_err_format(&err, buf, sizeof buf));
 		return 1;
 	}
 	reconcile(&d);

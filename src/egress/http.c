@@ -164,7 +164,14 @@ static int header_line(const char *line, size_t len, struct http_head *h)
 
 int http_parse_head(const char *buf, size_t len, struct http_head *h)
 {
-	size_t lim = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX, end = 0, line = 0, nh = 0;
+	return http_parse_head_max(buf, len, HTTP_HEAD_MAX, h);
+}
+
+int http_parse_head_max(const char *buf, size_t len, size_t max, struct http_head *h)
+{
+	if (max > HTTP_HEAD_MAX_INTERCEPT)
+		max = HTTP_HEAD_MAX_INTERCEPT;
+	size_t lim = len < max ? len : max, end = 0, line = 0, nh = 0;
 	int r;
 	memset(h, 0, sizeof *h);
 	/* Find the blank line; refuse bytes no head may contain as they come,
@@ -191,7 +198,7 @@ int http_parse_head(const char *buf, size_t len, struct http_head *h)
 		}
 	}
 	if (end == 0)
-		return len >= HTTP_HEAD_MAX ? fail(h, 431, "request head too large") : 0;
+		return len >= max ? fail(h, 431, "request head too large") : 0;
 	const char *eol = memchr(buf, '\r', end);
 	if ((r = request_line(buf, (size_t)(eol - buf), h)) < 0)
 		return r;
@@ -264,4 +271,200 @@ int http_rewrite_forward(const char *buf, const struct http_head *h, char *out, 
 	if (!put(out, outcap, &o, "Connection: close\r\n\r\n", 21))
 		return -1;
 	return (int)o;
+}
+
+/* --- body framing --- */
+
+static bool header_is(const char *line, size_t len, const char *name, const char **v, size_t *vl)
+{
+	size_t n = strlen(name);
+	if (len <= n || line[n] != ':' || strncasecmp(line, name, n) != 0)
+		return false;
+	size_t s = n + 1, e = len;
+	while (s < e && (line[s] == ' ' || line[s] == '\t'))
+		s++;
+	while (e > s && (line[e - 1] == ' ' || line[e - 1] == '\t'))
+		e--;
+	*v = line + s;
+	*vl = e - s;
+	return true;
+}
+
+static int body_fail(struct http_body *b, const char *why)
+{
+	b->error = why;
+	return -400;
+}
+
+int http_body_init(const char *buf, const struct http_head *h, struct http_body *b)
+{
+	const char *eol = memchr(buf, '\r', h->head_len), *v;
+	size_t vl;
+	bool have_cl = false, have_te = false;
+	uint64_t cl = 0;
+	memset(b, 0, sizeof *b);
+	for (const char *p = eol + 2; p < buf + h->head_len - 2;) {
+		const char *e = memchr(p, '\r', (size_t)(buf + h->head_len - p));
+		size_t ll = (size_t)(e - p);
+		if (header_is(p, ll, "content-length", &v, &vl)) {
+			if (have_cl)
+				return body_fail(b, "more than one Content-Length");
+			have_cl = true;
+			if (vl == 0 || vl > 15)
+				return body_fail(b, "bad Content-Length");
+			for (size_t i = 0; i < vl; i++) {
+				if (v[i] < '0' || v[i] > '9')
+					return body_fail(b, "bad Content-Length");
+				cl = cl * 10 + (uint64_t)(v[i] - '0');
+			}
+		} else if (header_is(p, ll, "transfer-encoding", &v, &vl)) {
+			if (have_te)
+				return body_fail(b, "more than one Transfer-Encoding");
+			have_te = true;
+			/* the last coding must be chunked: "gzip, chunked" */
+			while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+				vl--;
+			if (vl < 7 || strncasecmp(v + vl - 7, "chunked", 7) != 0 ||
+			    (vl > 7 && v[vl - 8] != ',' && v[vl - 8] != ' ' && v[vl - 8] != '\t'))
+				return body_fail(b, "Transfer-Encoding does not end in chunked");
+		} else if (header_is(p, ll, "upgrade", &v, &vl)) {
+			b->upgrade = true;
+		}
+		p = e + 2;
+	}
+	if (have_te && have_cl)
+		return body_fail(b, "both Content-Length and Transfer-Encoding");
+	if (have_te && h->minor == 0)
+		return body_fail(b, "Transfer-Encoding in HTTP/1.0");
+	if (have_te) {
+		b->kind = HTTP_BODY_CHUNKED;
+	} else if (have_cl && cl > 0) {
+		b->kind = HTTP_BODY_LENGTH;
+		b->remaining = cl;
+	} else {
+		b->kind = HTTP_BODY_NONE;
+		b->done = true;
+	}
+	return 0;
+}
+
+enum { CS_SIZE, CS_EXT, CS_SIZE_LF, CS_DATA, CS_DATA_CR, CS_DATA_LF, CS_TRAILER_START,
+       CS_TRAILER, CS_TRAILER_LF, CS_END_LF };
+
+static int hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static long walk_fail(struct http_body *b, const char *why)
+{
+	b->error = why;
+	return -1;
+}
+
+long http_body_walk(struct http_body *b, const char *buf, size_t len)
+{
+	size_t i = 0;
+	if (len > (size_t)1 << 30)
+		len = (size_t)1 << 30; /* the count must fit the return type */
+	if (b->error)
+		return -1;
+	if (b->done)
+		return 0;
+	if (b->kind == HTTP_BODY_LENGTH) {
+		size_t n = b->remaining < len ? (size_t)b->remaining : len;
+		b->remaining -= n;
+		b->done = b->remaining == 0;
+		return (long)n;
+	}
+	if (b->kind != HTTP_BODY_CHUNKED)
+		return 0;
+	while (i < len && !b->done) {
+		unsigned char c = (unsigned char)buf[i];
+		if (b->state == CS_DATA) {
+			size_t n = b->remaining < len - i ? (size_t)b->remaining : len - i;
+			b->remaining -= n;
+			i += n;
+			if (b->remaining == 0)
+				b->state = CS_DATA_CR;
+			continue;
+		}
+		i++;
+		switch (b->state) {
+		case CS_SIZE: {
+			int v = hexval(c);
+			if (v >= 0) {
+				if (++b->digits > 15)
+					return walk_fail(b, "chunk size too large");
+				b->remaining = b->remaining * 16 + (uint64_t)v;
+			} else if (b->digits == 0) {
+				return walk_fail(b, "bad chunk size");
+			} else if (c == ';' || c == ' ' || c == '\t') {
+				b->state = CS_EXT;
+			} else if (c == '\r') {
+				b->state = CS_SIZE_LF;
+			} else {
+				return walk_fail(b, "bad chunk size");
+			}
+			break;
+		}
+		case CS_EXT:
+			if (++b->line > HTTP_CHUNK_LINE_MAX)
+				return walk_fail(b, "chunk extension too long");
+			if (c == '\r')
+				b->state = CS_SIZE_LF;
+			else if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return walk_fail(b, "control character in a chunk extension");
+			break;
+		case CS_SIZE_LF:
+			if (c != '\n')
+				return walk_fail(b, "bare CR in a chunk size line");
+			b->state = b->remaining == 0 ? CS_TRAILER_START : CS_DATA;
+			break;
+		case CS_DATA_CR:
+			if (c != '\r')
+				return walk_fail(b, "chunk data longer than its size");
+			b->state = CS_DATA_LF;
+			break;
+		case CS_DATA_LF:
+			if (c != '\n')
+				return walk_fail(b, "bare CR after chunk data");
+			b->state = CS_SIZE;
+			b->digits = 0;
+			b->line = 0;
+			b->remaining = 0;
+			break;
+		case CS_TRAILER_START:
+			if (c == '\r') {
+				b->state = CS_END_LF;
+				break;
+			}
+			b->state = CS_TRAILER;
+			__attribute__((fallthrough));
+		case CS_TRAILER:
+			if (++b->trailers > HTTP_TRAILERS_MAX)
+				return walk_fail(b, "trailers too large");
+			if (c == '\r')
+				b->state = CS_TRAILER_LF;
+			else if (c == '\n' || (c < 0x20 && c != '\t') || c == 0x7f)
+				return walk_fail(b, "control character in a trailer");
+			break;
+		case CS_TRAILER_LF:
+			if (c != '\n')
+				return walk_fail(b, "bare CR in a trailer");
+			b->state = CS_TRAILER_START;
+			break;
+		case CS_END_LF:
+			if (c != '\n')
+				return walk_fail(b, "bare CR at the end of the body");
+			b->done = true;
+			break;
+		default:
+			return walk_fail(b, "bad state");
+		}
+	}
+	return (long)i;
 }

@@ -13,6 +13,12 @@
 #define HTTP_HEADERS_MAX 128
 /* Room for the head rewritten by http_rewrite_forward. */
 #define HTTP_REWRITE_MAX (HTTP_HEAD_MAX + 512)
+/* Largest request head on a connection the gateway terminates to inject
+ * secrets (secrets.c): API clients send long tokens and cookies, and a
+ * 64 KiB header must pass there. The header count limit stays. */
+#define HTTP_HEAD_MAX_INTERCEPT (128 * 1024)
+#define HTTP_CHUNK_LINE_MAX 4096  /* one chunk-size line with its extensions */
+#define HTTP_TRAILERS_MAX 65536   /* all trailer lines of one chunked body */
 
 enum http_form {
 	HTTP_ORIGIN,    /* GET /path */
@@ -44,6 +50,34 @@ struct http_head {
  * most one Host, at most HTTP_HEADERS_MAX headers and HTTP_HEAD_MAX bytes.
  * An absolute target must be http:// without userinfo. */
 int http_parse_head(const char *buf, size_t len, struct http_head *h);
+/* The same with another size limit (at most HTTP_HEAD_MAX_INTERCEPT). */
+int http_parse_head_max(const char *buf, size_t len, size_t max, struct http_head *h);
+
+/* Where a request's body ends (RFC 9112 section 6), so that the next
+ * request of a keep-alive or pipelined connection is found. */
+enum http_body_kind { HTTP_BODY_NONE, HTTP_BODY_LENGTH, HTTP_BODY_CHUNKED };
+struct http_body {
+	enum http_body_kind kind;
+	bool upgrade;       /* an Upgrade header: what follows this request is opaque */
+	bool done;          /* the body (if any) is complete */
+	uint64_t remaining; /* LENGTH: bytes left; CHUNKED: of the current chunk */
+	int state;          /* CHUNKED: where in the framing */
+	unsigned digits;    /* CHUNKED: hex digits of the size read so far */
+	size_t line, trailers;
+	const char *error;  /* static, when the framing is refused */
+};
+/* Read the framing of a parsed request head buf[0..h->head_len): Content-
+ * Length or Transfer-Encoding chunked. Refused (-400, b->error): both at
+ * once (request smuggling), a Transfer-Encoding that does not end in
+ * chunked or in HTTP/1.0, a Content-Length that is not one decimal
+ * number, more than one of either header. Returns 0. */
+int http_body_init(const char *buf, const struct http_head *h, struct http_body *b);
+/* Walk body bytes buf[0..len) (what follows the head, in any slices).
+ * Returns how many of them belong to the body (b->done set when it ended:
+ * the rest is the next request), or -1 when the chunked framing is broken
+ * (b->error). Chunk-size lines are limited to HTTP_CHUNK_LINE_MAX, sizes to
+ * 15 hex digits, trailers to HTTP_TRAILERS_MAX. */
+long http_body_walk(struct http_body *b, const char *buf, size_t len);
 
 /* Write the head of an absolute-form request as the origin server should
  * get it: origin-form target, Host from the target, proxy and hop-by-hop

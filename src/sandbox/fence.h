@@ -38,6 +38,9 @@ struct pd_seccomp_rule {
 	const char *why;
 };
 const struct pd_seccomp_rule *pd_seccomp_rules(size_t *n);
+/* Compile the filter once (the first apply does it otherwise); a forked
+ * child then loads the cached program. */
+int pd_seccomp_prepare(struct pd_err *err);
 int pd_seccomp_apply(struct pd_err *err);
 
 #endif

@@ -42,6 +42,7 @@
 #include "common/cleanup.h"
 #include "image/image.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/fence.h"
 #include "sandbox/internal.h"
 #include "sandbox/mountapi.h"
 #include "sandbox/workspace.h"
@@ -724,6 +725,9 @@ static int start_impl(const struct spec *s, const struct sandbox_io *io,
 	int sp[2] = { -1, -1 };
 	bool populate = persist ? persist->populate : true;
 
+	/* the seccomp filter, compiled once here for pid 1 and the command */
+	if ((r = pd_seccomp_prepare(err)) < 0)
+		goto fail;
 	/* 1. mount sources and their credential files */
 	if ((r = plan_mounts(&sb->plan, s, err)) < 0)
 		goto fail;

@@ -8,6 +8,7 @@
 #include "sandbox/fence.h"
 
 #include <errno.h>
+#include <sys/mman.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -185,10 +186,16 @@ static int persona_load(struct pd_err *err)
 	return 0;
 }
 
-/* Build and load the filter into the calling process (and what it
- * executes). Returns 0, or a negative errno with err filled. */
-int pd_seccomp_apply(struct pd_err *err)
+/* The filter, compiled once per process (libseccomp's compilation costs
+ * about a millisecond; a daemon starting sessions pays it once) and kept
+ * as classic BPF. */
+static struct sock_filter *cached_code;
+static unsigned short cached_len;
+
+int pd_seccomp_prepare(struct pd_err *err)
 {
+	if (cached_code)
+		return 0;
 	_cleanup_ctx_ scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
 	int r;
 
@@ -200,13 +207,43 @@ int pd_seccomp_apply(struct pd_err *err)
 	 * to kill, the whole process so no thread keeps running half-fenced. */
 	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)) < 0)
 		return pd_err_set(err, -r, LAYER, "cannot make foreign-ABI syscalls fatal");
-	/* Denials show in the audit log when the kernel supports it; and
-	 * the kernel's own errno when loading fails, not ECANCELED. */
-	(void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1);
 	(void)seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
 	if ((r = add_rules(ctx, err)) < 0)
 		return r;
-	if ((r = seccomp_load(ctx)) < 0)
-		return pd_err_set(err, -r, LAYER, "cannot load the filter");
+	/* libseccomp 2.5 exports only to an fd */
+	_cleanup_close_ int fd = memfd_create("paddock-seccomp", MFD_CLOEXEC);
+	if (fd < 0)
+		return pd_err_errno(err, LAYER, "memfd_create");
+	if ((r = seccomp_export_bpf(ctx, fd)) < 0)
+		return pd_err_set(err, -r, LAYER, "cannot compile the filter");
+	off_t size = lseek(fd, 0, SEEK_END);
+	if (size <= 0 || size % (off_t)sizeof(struct sock_filter) ||
+	    size / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS)
+		return pd_err_set(err, EIO, LAYER, "the compiled filter has a bad size");
+	struct sock_filter *code = malloc((size_t)size);
+	if (!code)
+		return pd_err_set(err, ENOMEM, LAYER, "out of memory");
+	if (pread(fd, code, (size_t)size, 0) != size) {
+		free(code);
+		return pd_err_errno(err, LAYER, "reading the compiled filter");
+	}
+	cached_code = code;
+	cached_len = (unsigned short)(size / (off_t)sizeof(struct sock_filter));
+	return 0;
+}
+
+/* Load the filter into the calling process (and what it executes).
+ * no_new_privs must be set (pd_caps_apply does). Returns 0, or a negative
+ * errno with err filled. */
+int pd_seccomp_apply(struct pd_err *err)
+{
+	int r = pd_seccomp_prepare(err);
+	if (r < 0)
+		return r;
+	struct sock_fprog prog = { .len = cached_len, .filter = cached_code };
+	/* Denials show in the audit log when the kernel supports it. */
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_LOG, &prog) < 0 &&
+	    (errno != EINVAL || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0))
+		return pd_err_errno(err, LAYER, "cannot load the filter");
 	return persona_load(err);
 }

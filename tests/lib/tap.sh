@@ -52,7 +52,7 @@ leak_state() {
 	local bindir; bindir=$(dirname "$(readlink -f "$PADDOCK_BIN")")
 	for p in /proc/[0-9]*; do
 		case "$(readlink "$p/exe" 2>/dev/null)" in
-		"$bindir/paddock"|"$bindir/paddock-egress") echo "process ${p#/proc/} $(cat "$p/comm" 2>/dev/null)" ;;
+		"$bindir/paddock"|"$bindir/paddock-run"|"$bindir/paddock-egress") echo "process ${p#/proc/} $(cat "$p/comm" 2>/dev/null)" ;;
 		esac
 	done
 	# temporary directories
