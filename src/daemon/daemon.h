@@ -99,8 +99,6 @@ struct daemon {
 	char db_path[4096];
 	char sbdir[4000];
 	struct dsb *sandboxes;
-	int job_pipe[2];
-	struct event *job_ev;
 	int n_clients;
 	int listen_fd;
 	struct pd_egress eg;  /* the gateway, started with the first sandbox that needs it */
@@ -117,7 +115,10 @@ void client_close(struct client *c);
 void dsb_log(struct dsb *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void daemon_event(struct daemon *d, const char *sandbox, const char *kind, json_t *detail);
 
-/* jobs: run work() on a thread, then done() on the loop. */
+
+/* jobs: work() runs in a forked worker process and records what the loop
+ * needs in j->out (JSON) plus j->r/j->err; done() runs on the loop with
+ * them. Nothing else the worker changes reaches the daemon. */
 struct job {
 	void (*work)(struct job *j);
 	void (*done)(struct job *j);
@@ -127,6 +128,11 @@ struct job {
 	struct pd_err err;
 	int r;
 	void *data;
+	json_t *out;
+	pid_t pid;
+	int fd;
+	struct event *ev;
+	struct evbuffer *buf;
 };
 int job_run(struct job *j);
 

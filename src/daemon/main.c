@@ -11,13 +11,14 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -272,59 +273,138 @@ void daemon_event(struct daemon *d, const char *sandbox, const char *kind, json_
 
 /* ---- jobs ---------------------------------------------------------------- */
 
-static void *job_thread(void *arg)
+/* A job's work runs in a forked child, not a thread: the daemon stays
+ * single-threaded, so the raw clone3 calls that make sandboxes and sessions
+ * never copy a malloc lock another thread held (glibc's fork() takes those
+ * locks around the copy; clone3 does not). The child reports {r, err, out}
+ * as JSON on a pipe and exits; a sandbox it started becomes the daemon's
+ * child (we are a subreaper) and is adopted by pid. */
+
+static void job_finish(struct job *j)
 {
-	struct job *j = arg;
+	json_error_t je;
+	size_t len = evbuffer_get_length(j->buf);
+	json_t *res = json_loadb((const char *)evbuffer_pullup(j->buf, (ssize_t)len), len, 0, &je);
+	int status = 0;
+	while (waitpid(j->pid, &status, 0) < 0 && errno == EINTR)
+		;
+	event_free(j->ev);
+	evbuffer_free(j->buf);
+	close(j->fd);
+	j->ev = NULL;
+	j->buf = NULL;
+	j->fd = -1;
+	if (!json_is_object(res)) {
+		j->r = pd_err_set(&j->err, EIO, "daemon", "a worker process died (status %d)", status);
+	} else {
+		json_t *e = json_object_get(res, "err");
+		j->r = (int)json_integer_value(json_object_get(res, "r"));
+		j->err.code = (int)json_integer_value(json_object_get(e, "code"));
+		snprintf(j->err.layer, sizeof j->err.layer, "%s",
+			 json_string_value(json_object_get(e, "layer")) ?: "");
+		snprintf(j->err.msg, sizeof j->err.msg, "%s",
+			 json_string_value(json_object_get(e, "msg")) ?: "");
+		snprintf(j->err.hint, sizeof j->err.hint, "%s",
+			 json_string_value(json_object_get(e, "hint")) ?: "");
+		j->out = json_incref(json_object_get(res, "out"));
+	}
+	json_decref(res);
+	if (!j->out)
+		j->out = json_object();
+	if (j->sb)
+		j->sb->busy = false;
+	struct client *c = j->c;
+	bool gone = c && c->closing;
+	if (c) {
+		c->mode = CL_REQUEST;
+		c->closing = false;
+	}
+	json_t *out = j->out;
+	if (gone) { /* its client left: finish the work, then forget it */
+		j->c = NULL;
+		j->done(j);
+		client_free(c);
+	} else {
+		j->done(j);
+	}
+	json_decref(out);
+}
+
+static void job_readable(evutil_socket_t fd, short what, void *ctx)
+{
+	struct job *j = ctx;
+	int n = evbuffer_read(j->buf, fd, 65536);
+	if (n > 0 && evbuffer_get_length(j->buf) < (16u << 20))
+		return;
+	if (n < 0 && errno == EAGAIN)
+		return;
+	job_finish(j);
+}
+
+_Noreturn static void job_child(struct job *j, int wfd)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	j->out = json_object();
+	j->r = 0;
+	memset(&j->err, 0, sizeof j->err);
 	j->work(j);
-	ssize_t n;
-	do
-		n = write(j->d->job_pipe[1], &j, sizeof j);
-	while (n < 0 && errno == EINTR);
-	return NULL;
+	json_t *res = json_pack("{s:i, s:{s:i, s:s, s:s, s:s}, s:O}", "r", j->r, "err", "code",
+				j->err.code, "layer", j->err.layer, "msg", j->err.msg, "hint",
+				j->err.hint, "out", j->out);
+	char *s = res ? json_dumps(res, JSON_COMPACT) : NULL;
+	size_t len = s ? strlen(s) : 0, off = 0;
+	while (off < len) {
+		ssize_t w = write(wfd, s + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	_exit(0);
 }
 
 int job_run(struct job *j)
 {
-	pthread_t t;
-	pthread_attr_t a;
-	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return -e;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		job_child(j, p[1]);
+	}
+	close(p[1]);
+	evutil_make_socket_nonblocking(p[0]);
+	j->pid = pid;
+	j->fd = p[0];
+	j->buf = evbuffer_new();
+	j->ev = event_new(j->d->base, p[0], EV_READ | EV_PERSIST, job_readable, j);
+	if (!j->buf || !j->ev || event_add(j->ev, NULL) < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		if (j->ev)
+			event_free(j->ev);
+		if (j->buf)
+			evbuffer_free(j->buf);
+		close(p[0]);
+		j->ev = NULL;
+		j->buf = NULL;
+		return -ENOMEM;
+	}
 	if (j->c)
 		j->c->mode = CL_WAITING;
 	if (j->sb)
 		j->sb->busy = true;
-	int r = pthread_create(&t, &a, job_thread, j);
-	pthread_attr_destroy(&a);
-	if (r) {
-		if (j->c)
-			j->c->mode = CL_REQUEST;
-		if (j->sb)
-			j->sb->busy = false;
-		return -r;
-	}
 	return 0;
-}
-
-static void job_done(evutil_socket_t fd, short what, void *ctx)
-{
-	struct job *j;
-	while (read(fd, &j, sizeof j) == (ssize_t)sizeof j) {
-		if (j->sb)
-			j->sb->busy = false;
-		struct client *c = j->c;
-		bool gone = c && c->closing;
-		if (c) {
-			c->mode = CL_REQUEST;
-			c->closing = false;
-		}
-		if (gone) { /* its client left: finish the work, then forget it */
-			j->c = NULL;
-			j->done(j);
-			client_free(c);
-		} else {
-			j->done(j);
-		}
-	}
 }
 
 /* ---- start-up ------------------------------------------------------------ */
@@ -477,7 +557,8 @@ int main(int argc, char **argv)
 		return fd == -EADDRINUSE ? 3 : 1;
 	}
 	d.base = event_base_new();
-	if (!d.base || pipe2(d.job_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+	/* sandboxes started by worker processes become our children */
+	if (!d.base || prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
 		fprintf(stderr, "paddockd: event loop: %s\n", strerror(errno));
 		return 1;
 	}
@@ -488,8 +569,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	reconcile(&d);
-	d.job_ev = event_new(d.base, d.job_pipe[0], EV_READ | EV_PERSIST, job_done, &d);
-	event_add(d.job_ev, NULL);
 	struct evconnlistener *lis =
 		evconnlistener_new(d.base, on_accept, &d, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	struct event *sterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
@@ -514,7 +593,6 @@ int main(int argc, char **argv)
 	egress_shutdown(&d);
 	event_free(sterm);
 	event_free(sint);
-	event_free(d.job_ev);
 	event_base_free(d.base);
 	pd_state_close(d.st);
 	return 0;

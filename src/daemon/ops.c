@@ -440,6 +440,8 @@ struct up_data {
 	bool start_only;
 };
 
+/* In the worker: the image, the repository, the sandbox. What the loop
+ * needs goes to j->out; the sandbox is left running (released, not freed). */
 static void up_work(struct job *j)
 {
 	struct dsb *s = j->sb;
@@ -456,15 +458,16 @@ static void up_work(struct job *j)
 			return;
 		free(sp->image);
 		sp->image = image;
+		json_object_set_new(j->out, "image", json_string(image));
 		if (u->cwd && sp->workspace == PD_WS_AUTO) {
 			char *top = NULL, *head = NULL;
 			find_repo(u->cwd, &top, &head);
-			if (top) {
-				s->row.repo_dir = top;
-				s->row.base_commit = head;
-			} else {
-				free(head);
-			}
+			if (top)
+				json_object_set_new(j->out, "repo_dir", json_string(top));
+			if (top && head)
+				json_object_set_new(j->out, "base_commit", json_string(head));
+			free(top);
+			free(head);
 		}
 	}
 	struct sandbox_persist p = { .dir = s->dir, .cg_name = s->cg_name,
@@ -472,7 +475,15 @@ static void up_work(struct job *j)
 				     .netns_fd = s->net_up ? s->net.ns.fd : -1,
 				     .resolv_conf = s->net_up ? s->resolv : NULL,
 				     .ca_pem = s->net_up ? s->ca_pem : NULL };
-	j->r = sandbox_start_persistent(sp, &p, &s->sb, &j->err);
+	struct sandbox *sb = NULL;
+	j->r = sandbox_start_persistent(sp, &p, &sb, &j->err);
+	if (j->r < 0)
+		return;
+	json_object_set_new(j->out, "pid", json_integer(sandbox_pid(sb)));
+	json_object_set_new(j->out, "start", json_integer((json_int_t)sandbox_start_time(sb)));
+	if (sandbox_warning(sb))
+		json_object_set_new(j->out, "warning", json_string(sandbox_warning(sb)));
+	sandbox_release(sb); /* pid 1 lives on and becomes the daemon's child */
 }
 
 static void setup_end(struct session *x, void *ctx)
@@ -538,6 +549,34 @@ static void up_done(struct job *j)
 	struct up_data *u = j->data;
 	struct client *c = j->c;
 	char buf[1200];
+	if (j->r == 0) {
+		/* what the worker found and started */
+		const char *img = json_string_value(json_object_get(j->out, "image"));
+		if (img) {
+			free(s->spec.image);
+			s->spec.image = strdup(img);
+		}
+		const char *repo = json_string_value(json_object_get(j->out, "repo_dir"));
+		const char *base = json_string_value(json_object_get(j->out, "base_commit"));
+		if (repo) {
+			free(s->row.repo_dir);
+			s->row.repo_dir = strdup(repo);
+		}
+		if (base) {
+			free(s->row.base_commit);
+			s->row.base_commit = strdup(base);
+		}
+		struct sandbox_persist p = { .dir = s->dir, .cg_name = s->cg_name, .netns_fd = -1 };
+		pid_t pid = (pid_t)json_integer_value(json_object_get(j->out, "pid"));
+		uint64_t start = (uint64_t)json_integer_value(json_object_get(j->out, "start"));
+		j->r = sandbox_adopt(&s->spec, &p, pid, start, &s->sb, &j->err);
+		if (j->r < 0 && pid > 0) { /* not ours to run: it must not live on */
+			kill(pid, SIGKILL);
+			struct pd_cgroup *cg = NULL;
+			if (pd_cgroup_open(s->cg_name, &cg, NULL) == 0)
+				pd_cgroup_destroy(cg);
+		}
+	}
 	if (j->r < 0) {
 		pd_err_format(&j->err, buf, sizeof buf);
 		net_release(s);
@@ -559,7 +598,7 @@ static void up_done(struct job *j)
 		goto out;
 	}
 	started(s);
-	const char *warn = sandbox_warning(s->sb);
+	const char *warn = json_string_value(json_object_get(j->out, "warning"));
 	if (warn)
 		dsb_log(s, "warning: %s", warn);
 	daemon_event(j->d, s->row.name, u->start_only ? "start" : "running",
@@ -1014,6 +1053,14 @@ static void review_free(struct review_job *rj)
 	free(rj);
 }
 
+static json_t *summary_json(const struct review_summary *s)
+{
+	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s}", "base", s->base, "tip", s->tip,
+			 "branch", s->branch, "commits", (json_int_t)s->commits, "files",
+			 (json_int_t)s->files_changed, "insertions", (json_int_t)s->insertions,
+			 "deletions", (json_int_t)s->deletions, "review", s->review_command);
+}
+
 static void review_work(struct job *j)
 {
 	struct review_job *rj = j->data;
@@ -1023,15 +1070,10 @@ static void review_work(struct job *j)
 	else
 		j->r = review_bundle_diff(rj->repo, rj->bundle, rj->base, &lim, rj->out_fd,
 					  rj->stat_only, &rj->sum, &j->err);
+	if (j->r == 0)
+		json_object_set_new(j->out, "summary", summary_json(&rj->sum));
 }
 
-static json_t *summary_json(const struct review_summary *s)
-{
-	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s}", "base", s->base, "tip", s->tip,
-			 "branch", s->branch, "commits", (json_int_t)s->commits, "files",
-			 (json_int_t)s->files_changed, "insertions", (json_int_t)s->insertions,
-			 "deletions", (json_int_t)s->deletions, "review", s->review_command);
-}
 
 static void review_done(struct job *j)
 {
@@ -1046,11 +1088,12 @@ static void review_done(struct job *j)
 			client_error(c, 1, "%s", buf);
 		goto out;
 	}
+	json_t *sum = json_object_get(j->out, "summary");
 	if (rj->pull)
-		daemon_event(j->d, rj->name, "pull", summary_json(&rj->sum));
+		daemon_event(j->d, rj->name, "pull", json_incref(sum));
 	if (!c)
 		goto out;
-	client_reply(c, json_pack("{s:b, s:o}", "ok", 1, "summary", summary_json(&rj->sum)));
+	client_reply(c, json_pack("{s:b, s:O}", "ok", 1, "summary", sum ? sum : json_object()));
 	if (!rj->pull && lseek(rj->out_fd, 0, SEEK_SET) == 0) {
 		char data[PD_FRAME_MAX_DATA];
 		ssize_t n;

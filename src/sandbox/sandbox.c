@@ -955,12 +955,16 @@ static int reap(struct sandbox *sb)
 {
 	if (sb->reaped || sb->pid <= 0)
 		return 0;
-	if (sb->adopted) { /* not our child: wait for its pidfd, no status */
+	if (sb->adopted) { /* maybe not our child: wait for its pidfd */
 		struct pollfd p = { .fd = sb->pidfd, .events = POLLIN };
 		while (poll(&p, 1, -1) < 0 && errno == EINTR)
 			;
 		sb->reaped = true;
 		sb->code = 137;
+		/* a subreaper (paddockd) inherited it: collect the zombie */
+		siginfo_t si = { 0 };
+		if (waitid(P_PIDFD, (id_t)sb->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid)
+			sb->code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
 		return 0;
 	}
 	siginfo_t si = { 0 };
