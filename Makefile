@@ -99,7 +99,7 @@ unit: $(BUILD)/tests/test_fuzz_replay
 
 # The gateway's parsers of untrusted input (paddock-egress): TLS ClientHello
 # and HTTP request heads. build/fuzz/fuzz_sni tests/fuzz/corpus/sni, etc.
-EGRESS_FUZZ := sni http
+EGRESS_FUZZ := sni http framing
 fuzz: $(EGRESS_FUZZ:%=$(BUILD)/fuzz/fuzz_%)
 
 $(BUILD)/fuzz/fuzz_sni: tests/fuzz/fuzz_sni.c src/egress/sni.c src/egress/sni.h
@@ -109,6 +109,12 @@ $(BUILD)/fuzz/fuzz_sni: tests/fuzz/fuzz_sni.c src/egress/sni.c src/egress/sni.h
 $(BUILD)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c src/egress/http.c src/egress/http.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_http.c src/egress/http.c
+
+# the request framing walker of intercepted connections (secrets)
+$(BUILD)/fuzz/fuzz_framing: tests/fuzz/fuzz_framing.c src/egress/http.c src/egress/secrets.c \
+                            src/egress/policy.c src/common/err.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) $(LIBS)
 
 $(BUILD)/tests/test_fuzz_%_replay: tests/fuzz/replay.c tests/fuzz/fuzz_%.c $(BUILD)/libpaddock.a
 	@mkdir -p $(dir $@)

@@ -228,7 +228,7 @@ int cmd_run(int argc, char **argv)
 	if (s.network == PD_NET_FILTERED || s.network == PD_NET_OPEN) {
 		char id[24];
 		snprintf(id, sizeof id, "r%d", (int)getpid());
-		if (pd_egress_spawn(NULL, &eg, &err) < 0)
+		if (pd_egress_spawn(NULL, NULL, &eg, &err) < 0)
 			goto fail;
 		eg.on_event = run_event;
 		if (pd_net_up(&eg, id, &s, &net, &err) < 0)

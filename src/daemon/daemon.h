@@ -104,6 +104,7 @@ struct daemon {
 	struct pd_egress eg;  /* the gateway, started with the first sandbox that needs it */
 	struct event *eg_ev;
 	char *dns_upstream;
+	char *upstream_ca;
 };
 
 /* main.c */

@@ -465,7 +465,7 @@ static void on_signal(evutil_socket_t sig, short what, void *ctx)
 static void usage(FILE *f)
 {
 	fputs("usage: paddockd [--socket PATH] [--db PATH] [--dns-upstream ADDR[:PORT]] "
-	      "[--foreground]\n", f);
+	      "[--upstream-ca FILE] [--foreground]\n", f);
 }
 
 int main(int argc, char **argv)
@@ -475,6 +475,7 @@ int main(int argc, char **argv)
 		{ "db", required_argument, NULL, 'd' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "dns-upstream", required_argument, NULL, 'u' },
+		{ "upstream-ca", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -497,6 +498,9 @@ int main(int argc, char **argv)
 			break;
 		case 'u':
 			d.dns_upstream = optarg;
+			break;
+		case 'C':
+			d.upstream_ca = optarg;
 			break;
 		case 'h':
 			usage(stdout);

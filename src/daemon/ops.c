@@ -214,7 +214,7 @@ static int egress_ensure(struct daemon *d, struct pd_err *err)
 {
 	if (d->eg.sock >= 0 && d->eg.pid > 0)
 		return 0;
-	int r = pd_egress_spawn(d->dns_upstream, &d->eg, err);
+	int r = pd_egress_spawn(d->dns_upstream, d->upstream_ca, &d->eg, err);
 	if (r < 0)
 		return r;
 	d->eg.on_event = egress_event;

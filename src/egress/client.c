@@ -21,7 +21,8 @@
 #define LAYER "network"
 #define REPLY_TIMEOUT_MS 5000
 
-int pd_egress_spawn(const char *dns_upstream, struct pd_egress *out, struct pd_err *err)
+int pd_egress_spawn(const char *dns_upstream, const char *upstream_ca, struct pd_egress *out,
+		    struct pd_err *err)
 {
 	char exe[PATH_MAX];
 	const char *env = getenv("PADDOCK_EGRESS");
@@ -39,6 +40,8 @@ int pd_egress_spawn(const char *dns_upstream, struct pd_egress *out, struct pd_e
 		return pd_err_errno(err, LAYER, "the egress gateway %s", exe);
 	if (!dns_upstream)
 		dns_upstream = getenv("PADDOCK_DNS_UPSTREAM");
+	if (!upstream_ca)
+		upstream_ca = getenv("PADDOCK_UPSTREAM_CA");
 	int sp[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return pd_err_errno(err, LAYER, "socketpair");
@@ -60,11 +63,18 @@ int pd_egress_spawn(const char *dns_upstream, struct pd_egress *out, struct pd_e
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		setsid();
-		if (dns_upstream)
-			execl(exe, "paddock-egress", "--control-fd", "3", "--dns-upstream", dns_upstream,
-			      (char *)NULL);
-		else
-			execl(exe, "paddock-egress", "--control-fd", "3", (char *)NULL);
+		const char *args[9] = { "paddock-egress", "--control-fd", "3" };
+		int na = 3;
+		if (dns_upstream) {
+			args[na++] = "--dns-upstream";
+			args[na++] = dns_upstream;
+		}
+		if (upstream_ca) {
+			args[na++] = "--upstream-ca";
+			args[na++] = upstream_ca;
+		}
+		args[na] = NULL;
+		execv(exe, (char *const *)args);
 		_exit(127);
 	}
 	close(sp[1]);

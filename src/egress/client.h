@@ -28,8 +28,10 @@ struct pd_egress {
 
 /* Start paddock-egress (PADDOCK_EGRESS, else next to /proc/self/exe) with
  * --control-fd; dns_upstream NULL: the host's resolver (or the variable
- * PADDOCK_DNS_UPSTREAM when set). */
-int pd_egress_spawn(const char *dns_upstream, struct pd_egress *out, struct pd_err *err);
+ * PADDOCK_DNS_UPSTREAM when set); upstream_ca NULL: the host's trust store
+ * for intercepted connections (or PADDOCK_UPSTREAM_CA when set: a test CA). */
+int pd_egress_spawn(const char *dns_upstream, const char *upstream_ca, struct pd_egress *out,
+		    struct pd_err *err);
 /* Close the channel (the gateway exits) and reap it. */
 void pd_egress_stop(struct pd_egress *eg);
 /* One request, its reply. The fds (n of them) are sent along and closed. */

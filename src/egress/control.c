@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "egress/secrets.h"
+
 #define LAYER "egress"
 #define FDS_MAX 8
 
@@ -68,10 +70,74 @@ out:
 	return r;
 }
 
+/* "secrets": [{"name","placeholder","value","hosts":[..]}, ..] -> a set
+ * (values in locked memory; validated by secret_set_new). */
+static int req_secrets(json_t *arr, struct secret_set **out, struct pd_err *err)
+{
+	struct secret_spec *specs = NULL;
+	const char ***hosts = NULL;
+	size_t n;
+	int r;
+	if (!json_is_array(arr) || (n = json_array_size(arr)) > SECRETS_MAX)
+		return pd_err_set(err, EINVAL, LAYER, "secrets must be an array of at most %d objects",
+				  SECRETS_MAX);
+	if (n && (!(specs = calloc(n, sizeof *specs)) || !(hosts = calloc(n, sizeof *hosts)))) {
+		r = pd_err_set(err, ENOMEM, LAYER, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = json_array_get(arr, i), *v = json_object_get(o, "value");
+		json_t *h = json_object_get(o, "hosts");
+		specs[i].name = json_string_value(json_object_get(o, "name"));
+		specs[i].placeholder = json_string_value(json_object_get(o, "placeholder"));
+		specs[i].value = json_string_value(v);
+		specs[i].value_len = json_string_length(v);
+		if (!json_is_object(o) || !specs[i].name || !specs[i].placeholder || !specs[i].value ||
+		    !json_is_array(h) || json_array_size(h) > SECRET_HOSTS_MAX) {
+			r = pd_err_set(err, EINVAL, LAYER,
+				       "secrets[%zu] needs name, placeholder, value (strings) and hosts "
+				       "(an array of at most %d names)", i, SECRET_HOSTS_MAX);
+			goto out;
+		}
+		specs[i].n_hosts = json_array_size(h);
+		if (!(hosts[i] = calloc(specs[i].n_hosts + 1, sizeof **hosts))) {
+			r = pd_err_set(err, ENOMEM, LAYER, "out of memory");
+			goto out;
+		}
+		for (size_t k = 0; k < specs[i].n_hosts; k++)
+			if (!(hosts[i][k] = json_string_value(json_array_get(h, k)))) {
+				r = pd_err_set(err, EINVAL, LAYER, "secrets[%zu].hosts[%zu] is not a string",
+					       i, k);
+				goto out;
+			}
+		specs[i].hosts = hosts[i];
+	}
+	r = secret_set_new(specs, n, out, err);
+out:
+	for (size_t i = 0; hosts && i < n; i++)
+		free(hosts[i]);
+	free(hosts);
+	free(specs);
+	return r;
+}
+
+static void reply_ok_ca(struct egress *eg, const char *ca_pem)
+{
+	if (ca_pem)
+		reply(eg, json_pack("{s:b, s:s}", "ok", 1, "ca_pem", ca_pem));
+	else
+		reply(eg, json_pack("{s:b}", "ok", 1));
+}
+
 static int op_add(struct egress *eg, const char *sb, json_t *req, int *fds, struct pd_err *err)
 {
 	struct egress_policy p;
+	struct secret_set *set = NULL;
+	json_t *sec = json_object_get(req, "secrets");
+	const char *pem = NULL;
 	int r = req_policy(req, &p, err);
+	if (r == 0 && sec && (r = req_secrets(sec, &set, err)) < 0)
+		egress_policy_free(&p);
 	if (r < 0) {
 		for (int i = 0; i < EGRESS_N_LISTENERS; i++)
 			close(fds[i]);
@@ -79,7 +145,52 @@ static int op_add(struct egress *eg, const char *sb, json_t *req, int *fds, stru
 	}
 	r = egress_sandbox_add(eg, sb, &p, fds, err);
 	egress_policy_free(&p); /* zeroed when moved */
-	return r;
+	if (r == 0 && set && (r = egress_sandbox_set_secrets(eg, sb, &set, &pem, err)) < 0)
+		(void)egress_sandbox_remove(eg, sb, NULL);
+	secret_set_free(set);
+	if (r < 0)
+		return r;
+	reply_ok_ca(eg, pem);
+	return 1;
+}
+
+static int op_secrets(struct egress *eg, const char *sb, json_t *req, int *fds,
+		      struct pd_err *err)
+{
+	struct secret_set *set = NULL;
+	const char *pem = NULL;
+	int r = req_secrets(json_object_get(req, "secrets"), &set, err);
+	if (r < 0)
+		return r;
+	r = egress_sandbox_set_secrets(eg, sb, &set, &pem, err);
+	secret_set_free(set);
+	if (r < 0)
+		return r;
+	reply_ok_ca(eg, pem);
+	return 1;
+}
+
+static int op_secrets_stats(struct egress *eg, const char *name, json_t *req, int *fds,
+			    struct pd_err *err)
+{
+	struct sandbox *sb = egress_sandbox_find(eg, name);
+	json_t *arr = json_array();
+	if (!sb) {
+		json_decref(arr);
+		return pd_err_set(err, ENOENT, LAYER, "no sandbox %.64s", name);
+	}
+	for (size_t i = 0; sb->secrets && i < sb->secrets->n; i++) {
+		const struct secret *x = &sb->secrets->v[i];
+		json_t *hosts = json_array();
+		for (size_t k = 0; k < x->n_hosts; k++)
+			json_array_append_new(hosts, json_string(x->hosts[k]));
+		json_array_append_new(arr, json_pack("{s:s, s:o, s:I, s:I}", "name", x->name,
+						     "hosts", hosts,
+						     "injections", (json_int_t)x->injections,
+						     "blocked", (json_int_t)x->blocked));
+	}
+	reply(eg, json_pack("{s:b, s:s, s:o}", "ok", 1, "sandbox", sb->name, "secrets", arr));
+	return 1;
 }
 
 static int op_policy(struct egress *eg, const char *sb, json_t *req, int *fds, struct pd_err *err)
@@ -127,6 +238,8 @@ static const struct {
 	{ "policy", 0, op_policy },
 	{ "remove", 0, op_remove },
 	{ "stats", 0, op_stats },
+	{ "secrets", 0, op_secrets },
+	{ "secrets-stats", 0, op_secrets_stats },
 };
 
 static void handle(struct egress *eg, const char *data, size_t len, int *fds, int nfds)
@@ -210,6 +323,7 @@ static void ctl_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	handle(eg, data, (size_t)n, fds, nfds);
+	explicit_bzero(data, (size_t)n); /* it may have held secret values */
 }
 
 static void ctl_arm(struct egress *eg)

@@ -14,7 +14,11 @@
  * EGRESS_DNS_TCP_MAX bytes, within EGRESS_HEAD_TIMEOUT), parsed by
  * dns_question() below, answered through the same decision, then closed.
  * Clients use TCP after a truncated UDP answer, which ours never are for the
- * few addresses of one name, so this path is small on purpose. */
+ * few addresses of one name, so this path is small on purpose.
+ *
+ * A name that carries one of the sandbox's secret placeholders (its 32 hex
+ * digits, any case, across labels) is REFUSED before anything else, with
+ * an "exfiltration" event (where "dns"), whatever the policy says. */
 #include "egress/internal.h"
 
 #include <arpa/inet.h>
@@ -27,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "egress/secrets.h"
 
 #define LAYER "egress"
 #define TTL_MAX 300
@@ -196,8 +202,15 @@ static void q_decide(struct dnsq *q, int qclass)
 	struct sandbox *sb = q->sb;
 	const char *reason;
 	char shown[256];
+	struct secret *x;
 	sb->st.dns_queries++;
 	snprintf(shown, sizeof shown, "%s", q->qname);
+	if ((x = secret_find_dns(sb->secrets, q->qname))) {
+		emit_dns(q, shown, false, "secret placeholder", NULL);
+		egress_secret_blocked(sb, x, shown, "dns");
+		q_finish(q, DNS_ERR_REFUSED, 0, 0, NULL, 0);
+		return;
+	}
 	if (egress_name_normalize(q->qname, q->name, sizeof q->name) < 0) {
 		emit_dns(q, shown, false, "invalid name", NULL);
 		q_finish(q, DNS_ERR_NOTEXIST, 0, 0, NULL, 0);

@@ -29,6 +29,37 @@
  *           "dns_queries":N,"connects_allowed":N,"connects_denied":N,
  *           "bytes_up":N,"bytes_down":N,"limited":N,"events_dropped":N}
  *
+ * Secrets (secrets.c, mitm.c: the values never enter the sandbox):
+ *
+ *   {"op":"secrets","sandbox":NAME,"secrets":[SECRET..]}
+ *       SECRET = {"name":"ANTHROPIC_API_KEY",
+ *                 "placeholder":"paddock-secret-<32 lower-case hex digits>",
+ *                 "value":"<the real value>","hosts":["api.anthropic.com",..]}
+ *       replaces the sandbox's whole set (rotation: send it again; []
+ *       clears it); applies to new requests, also on open connections.
+ *       name: [A-Za-z_][A-Za-z0-9_]*, at most 128; value: 1..8192 visible
+ *       ASCII characters, space or tab (it goes into header values); hosts:
+ *       1..64 names or "*.suffix"; at most 64 secrets, names and
+ *       placeholders unique. The daemon makes the placeholders (random,
+ *       per sandbox and secret) and reads the values; the gateway keeps the
+ *       values in locked memory, never logs them, wipes them when replaced
+ *       or removed. Counters (below) carry over by name.
+ *       -> {"ok":true,"ca_pem":"-----BEGIN CERTIFICATE-----\n..."} when the
+ *       set is not empty (or a CA exists already): the sandbox's CA, made
+ *       on the first non-empty set and the same until the sandbox is
+ *       removed or the gateway restarts (then the daemon installs the new
+ *       one: system store, NODE_EXTRA_CA_CERTS, SSL_CERT_FILE, ...).
+ *       {"ok":true} otherwise.
+ *   "add" takes an optional "secrets":[SECRET..] too, and then answers
+ *       {"ok":true,"ca_pem":..}; a bad set fails the whole add.
+ *   {"op":"secrets-stats","sandbox":NAME}
+ *       -> {"ok":true,"sandbox":..,"secrets":[{"name":..,"hosts":[..],
+ *           "injections":N,"blocked":N},..]}   (never a value)
+ *
+ * Upstream TLS of intercepted connections trusts EGRESS_TRUST_STORE, or
+ * only the PEM file of the command-line flag --upstream-ca FILE (both
+ * modes; for tests).
+ *
  * A message that is not a JSON object, an unknown op, a wrong number of
  * fds or a bad field is refused with {"ok":false}; the fds are closed.
  *
@@ -39,13 +70,26 @@
  *    "verdict":"allow"|"deny","reason":..,"answer":["203.0.113.10",..]}
  *       every DNS question. reason: "allowlist", "open mode", "denylist",
  *       "not in allowlist", "invalid name", "query type not served",
- *       "rebinding: <addr> is <why>", "upstream: <error>", "limit".
+ *       "rebinding: <addr> is <why>", "upstream: <error>", "limit",
+ *       "secret placeholder" (answered REFUSED).
  *   {"event":"connect","sandbox":..,"name":..,"addr":..,"port":N,
  *    "via":"connect"|"http"|"transparent-tls"|"transparent-http",
  *    "verdict":"allow"|"deny","reason":..,"bytes_up":N,"bytes_down":N,"ms":N}
  *       every proxied connection: allowed ones when they close, refused
  *       ones when refused. name may be null (no name could be read), addr
  *       null when nothing was resolved.
+ *       TLS to a host in a secret's hosts is intercepted: the event then
+ *       also has "intercept":true and, when the interception failed (the
+ *       client does not trust the CA, the upstream's certificate did not
+ *       verify, a request was refused), "intercept_error":"...".
+ *   {"event":"inject","sandbox":..,"secret":NAME,"host":..}
+ *       a secret's value was put into a request: once per connection and
+ *       secret (its first request); secrets-stats counts every one.
+ *   {"event":"exfiltration","sandbox":..,"secret":NAME,"host":..,
+ *    "where":"header"|"url"|"body"|"dns"}
+ *       a placeholder bound for a host not in its secret's hosts (or, for a
+ *       DNS question, any name carrying it) was refused: 403 naming the
+ *       secret and the host, or REFUSED. One per refused request/question.
  *   {"event":"limit","sandbox":..,"what":"connections"|"dns","refused":N}
  *       at most once a second per sandbox while a limit turns work away;
  *       refused counts since the previous one. (Logging each refusal would
@@ -67,6 +111,7 @@
 
 struct event_base;
 struct egress;
+struct secret_set;
 
 /* Limits. Each is per connection unless it says otherwise. */
 #define EGRESS_CTL_MAX 65536          /* bytes in one control message */
@@ -82,6 +127,8 @@ struct egress;
 #define EGRESS_DNS_TCP_MAX 1024       /* bytes of one DNS-over-TCP query */
 #define EGRESS_SANDBOXES_MAX 4096
 #define EGRESS_HOSTADDR_REFRESH 10    /* s between re-reads of the host's addresses */
+#define EGRESS_CA_DAYS 825            /* validity of a sandbox's CA */
+#define EGRESS_TRUST_STORE "/etc/ssl/certs/ca-certificates.crt" /* upstream TLS */
 
 enum egress_listener { EGRESS_DNS_UDP, EGRESS_DNS_TCP, EGRESS_PROXY, EGRESS_TRANSPARENT,
 		       EGRESS_N_LISTENERS };
@@ -90,6 +137,9 @@ struct egress_config {
 	const char *dns_upstream; /* "ADDR" or "ADDR:PORT" / "[V6]:PORT" */
 	FILE *events;             /* JSON lines; may be NULL */
 	int control_fd;           /* SEQPACKET to the daemon, or -1 */
+	const char *upstream_ca;  /* PEM file: the only CAs trusted for upstream TLS
+				   * of intercepted connections (tests); NULL:
+				   * EGRESS_TRUST_STORE */
 };
 
 /* Create the gateway on base. Raises RLIMIT_NOFILE to its hard limit and
@@ -107,6 +157,12 @@ int egress_sandbox_add(struct egress *eg, const char *name, struct egress_policy
 int egress_sandbox_set_policy(struct egress *eg, const char *name, struct egress_policy *policy,
 			      struct pd_err *err);
 int egress_sandbox_remove(struct egress *eg, const char *name, struct pd_err *err);
+/* Replace the sandbox's secrets with *set (moved in and NULLed on success;
+ * NULL or empty: none). A non-empty set makes the sandbox's CA if it has
+ * none; *ca_pem (if non-NULL) is then its certificate in PEM, owned by the
+ * gateway. The old values are wiped. Applies to new requests. */
+int egress_sandbox_set_secrets(struct egress *eg, const char *name, struct secret_set **set,
+			       const char **ca_pem, struct pd_err *err);
 
 /* Parse "ADDR[:PORT]" / "[V6][:PORT]" into sa, default port dport. */
 int egress_parse_sockaddr(const char *s, unsigned dport, struct sockaddr_storage *sa,

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 
 #include "common/cleanup.h"
+#include "egress/secrets.h"
 
 #define LAYER "egress"
 
@@ -116,6 +117,11 @@ int egress_new(struct event_base *base, const struct egress_config *cfg, struct 
 	eg->base = base;
 	eg->events = cfg->events;
 	eg->ctl_fd = -1;
+	/* jansson holds the control messages, secret values among them:
+	 * whatever it frees is wiped first (secrets.c). */
+	json_set_alloc_funcs(malloc, secret_wipe_free);
+	if ((r = egress_tls_init(eg, cfg->upstream_ca, err)) < 0)
+		goto fail;
 	/* Every connection costs EGRESS_FDS_PER_CONN descriptors: take all the
 	 * hard limit allows and admit only what fits, so that running out of
 	 * fds is a refusal we chose, not an accept() failing at random. */
@@ -169,6 +175,10 @@ static void sandbox_remove(struct sandbox *sb)
 	sb->removed = true;
 	egress_dns_stop(sb);
 	egress_proxy_stop(sb);
+	secret_set_free(sb->secrets); /* wiped */
+	sb->secrets = NULL;
+	egress_ca_free(sb->ca);
+	sb->ca = NULL;
 	for (int i = 0; i < EGRESS_N_LISTENERS; i++) {
 		if (sb->listen_ev[i])
 			event_free(sb->listen_ev[i]);
@@ -191,6 +201,7 @@ void egress_free(struct egress *eg)
 		event_free(eg->refresh_ev);
 	if (eg->dns)
 		evdns_base_free(eg->dns, 0);
+	egress_tls_free(eg);
 	free(eg);
 }
 
@@ -199,6 +210,8 @@ void egress_sandbox_unref(struct sandbox *sb)
 	if (--sb->refs > 0)
 		return;
 	egress_policy_free(&sb->policy);
+	secret_set_free(sb->secrets);
+	egress_ca_free(sb->ca);
 	free(sb);
 }
 
@@ -286,6 +299,28 @@ int egress_sandbox_set_policy(struct egress *eg, const char *name, struct egress
 	egress_policy_free(&sb->policy);
 	sb->policy = *policy;
 	*policy = (struct egress_policy){ 0 };
+	return 0;
+}
+
+int egress_sandbox_set_secrets(struct egress *eg, const char *name, struct secret_set **set,
+			       const char **ca_pem, struct pd_err *err)
+{
+	struct sandbox *sb = egress_sandbox_find(eg, name);
+	int r;
+	if (ca_pem)
+		*ca_pem = NULL;
+	if (!sb)
+		return pd_err_set(err, ENOENT, LAYER, "no sandbox %.64s", name);
+	if (*set && (*set)->n > 0 && (r = egress_ca_ensure(sb, err)) < 0)
+		return r;
+	secret_set_carry_counts(*set, sb->secrets);
+	secret_set_free(sb->secrets);
+	sb->secrets = *set;
+	*set = NULL;
+	if (sb->secrets)
+		sb->secrets->generation = ++sb->secrets_generation;
+	if (ca_pem)
+		*ca_pem = egress_ca_pem(sb);
 	return 0;
 }
 

@@ -329,6 +329,8 @@ int http_body_init(const char *buf, const struct http_head *h, struct http_body 
 				return body_fail(b, "Transfer-Encoding does not end in chunked");
 		} else if (header_is(p, ll, "upgrade", &v, &vl)) {
 			b->upgrade = true;
+		} else if (header_is(p, ll, "expect", &v, &vl)) {
+			b->expect_continue = vl == 12 && strncasecmp(v, "100-continue", 12) == 0;
 		}
 		p = e + 2;
 	}

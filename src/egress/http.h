@@ -59,6 +59,7 @@ enum http_body_kind { HTTP_BODY_NONE, HTTP_BODY_LENGTH, HTTP_BODY_CHUNKED };
 struct http_body {
 	enum http_body_kind kind;
 	bool upgrade;       /* an Upgrade header: what follows this request is opaque */
+	bool expect_continue; /* Expect: 100-continue: the client waits for the head's answer */
 	bool done;          /* the body (if any) is complete */
 	uint64_t remaining; /* LENGTH: bytes left; CHUNKED: of the current chunk */
 	int state;          /* CHUNKED: where in the framing */

@@ -16,6 +16,11 @@ struct event;
 struct conn;
 struct dnsq;
 struct tcpdns;
+struct mitm;
+struct secret;
+struct secret_set;
+struct egress_ca;
+struct ssl_ctx_st;
 
 struct sandbox_stats {
 	uint64_t dns_queries, connects_allowed, connects_denied, bytes_up, bytes_down, limited;
@@ -38,6 +43,9 @@ struct sandbox {
 	struct tcpdns *tcpdns;   /* DNS-over-TCP connections */
 	size_t n_conns, n_dns_tcp, n_inflight;
 	struct sandbox_stats st;
+	struct secret_set *secrets; /* NULL: none (secrets.c) */
+	struct egress_ca *ca;       /* made with the first secrets (mitm.c) */
+	uint64_t secrets_generation;
 	/* rate limit of "limit" events */
 	uint64_t limit_pending;
 	time_t limit_last;
@@ -64,6 +72,7 @@ struct egress {
 	struct ctl_msg *ctl_head, *ctl_tail;
 	size_t ctl_queued;
 	uint64_t events_dropped;
+	struct ssl_ctx_st *tls_server, *tls_client; /* interception (mitm.c) */
 };
 
 /* gateway.c */
@@ -95,6 +104,29 @@ int egress_proxy_serve(struct sandbox *sb, struct pd_err *err);
 void egress_proxy_stop(struct sandbox *sb);
 /* Accept loop shared with DNS over TCP: calls fn for each new fd. */
 void egress_accept(struct sandbox *sb, int lfd, void (*fn)(struct sandbox *, int));
+
+/* mitm.c */
+int egress_tls_init(struct egress *eg, const char *upstream_ca, struct pd_err *err);
+void egress_tls_free(struct egress *eg);
+/* Make sb's CA unless it has one. */
+int egress_ca_ensure(struct sandbox *sb, struct pd_err *err);
+void egress_ca_free(struct egress_ca *ca);
+const char *egress_ca_pem(const struct sandbox *sb);
+/* Count a blocked placeholder of s bound for host, emit "exfiltration". */
+void egress_secret_blocked(struct sandbox *sb, struct secret *s, const char *host,
+			   const char *where);
+/* The 403 body that names the secret, its hosts and the host. */
+int egress_secret_blocked_body(const struct secret *s, const char *host, char *buf, size_t len);
+/* Intercept a connection to host (which the caller decided, resolved and
+ * connected to ufd): takes both fds in every case; pre[0..pre_len) is what
+ * the client sent already (its ClientHello). closed(arg) is called when the
+ * connection is over; the caller then frees it with egress_mitm_free. NULL
+ * (why: a static reason) when it could not start. */
+struct mitm *egress_mitm_start(struct sandbox *sb, const char *host, int cfd, int ufd,
+			       const char *pre, size_t pre_len, void (*closed)(void *), void *arg,
+			       const char **why);
+void egress_mitm_free(struct mitm *m);
+void egress_mitm_result(const struct mitm *m, uint64_t *up, uint64_t *down, const char **error);
 
 /* control.c */
 int egress_control_start(struct egress *eg, int fd, struct pd_err *err);

@@ -1,10 +1,23 @@
 /* paddock-egress: the gateway process (see egress.h).
  *
  *   paddock-egress --control-fd N [--dns-upstream ADDR[:PORT]] [--user USER]
+ *                  [--upstream-ca FILE]
  *   paddock-egress --sandbox NAME --mode filtered|open [--allow PAT]...
  *                  [--deny PAT]... --proxy ADDR:PORT [--transparent ADDR:PORT]
  *                  [--dns ADDR:PORT] [--dns-upstream ADDR[:PORT]]
- *                  [--events FILE|-] [--user USER]
+ *                  [--events FILE|-] [--user USER] [--upstream-ca FILE]
+ *                  [--secret NAME=PLACEHOLDER:VALUE@HOST[,HOST..]]...
+ *                  [--ca-out FILE]
+ *
+ * --upstream-ca FILE: trust only the CAs in FILE (PEM) for the upstream TLS
+ * of intercepted connections, instead of EGRESS_TRUST_STORE (tests). Both
+ * modes.
+ * --secret (standalone, TESTS ONLY): a secret as the control channel's
+ * "secrets" would give it. The value is on the command line, where other
+ * processes of the host can read it (/proc/PID/cmdline) until it is
+ * overwritten at start: never use it with a real secret.
+ * --ca-out FILE: write the sandbox's CA certificate (PEM) there, for the
+ * test's clients to trust.
  *
  * The second form (standalone, for tests and benchmarks) binds the sockets
  * itself and adds one sandbox through the same function as the control
@@ -20,10 +33,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "egress/egress.h"
+#include "egress/secrets.h"
 
 #define NOBODY 65534
 
@@ -50,8 +65,11 @@ static void fail(const struct pd_err *err)
 struct opts {
 	int control_fd;
 	const char *sandbox, *mode, *proxy, *transparent, *dns, *upstream, *events, *user;
+	const char *upstream_ca, *ca_out;
 	const char **allow, **deny;
 	size_t n_allow, n_deny;
+	char **secret;
+	size_t n_secret;
 };
 
 static void push(const char ***v, size_t *n, const char *s)
@@ -74,6 +92,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		{ "transparent", required_argument, NULL, 't' }, { "dns", required_argument, NULL, 'n' },
 		{ "dns-upstream", required_argument, NULL, 'u' }, { "events", required_argument, NULL, 'e' },
 		{ "user", required_argument, NULL, 'U' },       { "help", no_argument, NULL, 'h' },
+		{ "upstream-ca", required_argument, NULL, 'C' }, { "secret", required_argument, NULL, 'S' },
+		{ "ca-out", required_argument, NULL, 'O' },
 		{ 0 }
 	};
 	int c;
@@ -100,12 +120,17 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'u': o->upstream = optarg; break;
 		case 'e': o->events = optarg; break;
 		case 'U': o->user = optarg; break;
+		case 'C': o->upstream_ca = optarg; break;
+		case 'O': o->ca_out = optarg; break;
+		case 'S': push((const char ***)&o->secret, &o->n_secret, optarg); break;
 		case 'h':
 			puts("usage: paddock-egress --control-fd N [--dns-upstream ADDR[:PORT]] [--user USER]\n"
 			     "       paddock-egress --sandbox NAME --mode filtered|open [--allow PAT]...\n"
 			     "              [--deny PAT]... --proxy ADDR:PORT [--transparent ADDR:PORT]\n"
 			     "              [--dns ADDR:PORT] [--dns-upstream ADDR[:PORT]] [--events FILE|-]\n"
-			     "              [--user USER]");
+			     "              [--user USER] [--upstream-ca FILE] [--ca-out FILE]\n"
+			     "              [--secret NAME=PLACEHOLDER:VALUE@HOST[,HOST..]]...  (tests only:\n"
+			     "              the value is visible on the command line)");
 			exit(0);
 		case ':':
 			usage_error(argv[optind - 1], "needs a value");
@@ -117,7 +142,8 @@ static void parse(int argc, char **argv, struct opts *o)
 	if (optind < argc)
 		usage_error(argv[optind], "unexpected argument");
 	if (o->control_fd >= 0) {
-		if (o->sandbox || o->proxy || o->transparent || o->dns || o->n_allow || o->n_deny || o->mode)
+		if (o->sandbox || o->proxy || o->transparent || o->dns || o->n_allow || o->n_deny || o->mode ||
+		    o->n_secret || o->ca_out)
 			usage_error("--control-fd", "sandboxes come from the control channel; drop the standalone flags");
 		return;
 	}
@@ -148,6 +174,53 @@ static int bind_spec(const char *flag, const char *spec, int type)
 	return fd;
 }
 
+/* --secret NAME=PLACEHOLDER:VALUE@HOST[,HOST..] (all of them) -> a set.
+ * The values are then overwritten in argv (they stay in the locked set). */
+static struct secret_set *parse_secrets(char **args, size_t n)
+{
+	struct secret_spec *specs = calloc(n ? n : 1, sizeof *specs);
+	char **copies = calloc(n ? n : 1, sizeof *copies);
+	struct secret_set *set = NULL;
+	struct pd_err err = { 0 };
+	if (!specs || !copies)
+		usage_error("--secret", "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		char *a = copies[i] = strdup(args[i]), *eq, *colon, *at;
+		if (!a || !(eq = strchr(a, '=')) || !(colon = strchr(eq + 1, ':')) ||
+		    !(at = strrchr(colon + 1, '@')))
+			usage_error("--secret", "NAME=PLACEHOLDER:VALUE@HOST[,HOST..] expected");
+		*eq = *colon = *at = '\0';
+		specs[i].name = a;
+		specs[i].placeholder = eq + 1;
+		specs[i].value = colon + 1;
+		specs[i].value_len = (size_t)(at - colon - 1);
+		const char **hosts = NULL;
+		size_t nh = 0;
+		for (char *sv, *h = strtok_r(at + 1, ",", &sv); h; h = strtok_r(NULL, ",", &sv))
+			push(&hosts, &nh, h);
+		specs[i].hosts = hosts;
+		specs[i].n_hosts = nh;
+	}
+	if (secret_set_new(specs, n, &set, &err) < 0)
+		usage_error("--secret", "%s", err.msg);
+	for (size_t i = 0; i < n; i++) {
+		explicit_bzero(args[i], strlen(args[i]));
+		explicit_bzero(copies[i], strlen(args[i]) + 1);
+		free(copies[i]);
+		free((void *)specs[i].hosts);
+	}
+	free(copies);
+	free(specs);
+	return set;
+}
+
+static void write_ca(const char *path, const char *pem)
+{
+	FILE *f = pem ? fopen(path, "we") : NULL;
+	if (!f || fputs(pem, f) < 0 || fclose(f) != 0)
+		usage_error("--ca-out", "%s: %s", path, pem ? strerror(errno) : "no CA (no --secret)");
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	event_base_loopbreak(arg);
@@ -164,7 +237,10 @@ int main(int argc, char **argv)
 	struct egress_policy pol;
 	enum egress_mode mode = EGRESS_FILTERED;
 
+	/* No core file, no ptrace by the same user: secrets may come. */
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	parse(argc, argv, &o);
+	struct secret_set *secrets = o.n_secret ? parse_secrets(o.secret, o.n_secret) : NULL;
 	if (o.mode && egress_mode_parse(o.mode, &mode) < 0)
 		usage_error("--mode", "\"%s\" is not filtered or open", o.mode);
 	if (o.user) {
@@ -214,7 +290,7 @@ int main(int argc, char **argv)
 	struct event_base *base = event_base_new();
 	struct egress *eg = NULL;
 	struct egress_config cfg = { .dns_upstream = upstream, .events = events,
-				     .control_fd = o.control_fd };
+				     .control_fd = o.control_fd, .upstream_ca = o.upstream_ca };
 	if (!base) {
 		fputs("paddock-egress: cannot create the event loop\n", stderr);
 		return 1;
@@ -223,6 +299,13 @@ int main(int argc, char **argv)
 		fail(&err);
 	if (o.control_fd < 0 && egress_sandbox_add(eg, o.sandbox, &pol, fds, &err) < 0)
 		fail(&err);
+	if (secrets || o.ca_out) {
+		const char *pem = NULL;
+		if (egress_sandbox_set_secrets(eg, o.sandbox, &secrets, &pem, &err) < 0)
+			fail(&err);
+		if (o.ca_out)
+			write_ca(o.ca_out, pem);
+	}
 	const char *warning;
 	if (egress_confine(uid, gid, &warning, &err) < 0)
 		fail(&err);
@@ -246,5 +329,6 @@ int main(int argc, char **argv)
 		fclose(events);
 	free(o.allow);
 	free(o.deny);
+	free(o.secret);
 	return 0;
 }

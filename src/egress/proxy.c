@@ -12,6 +12,9 @@
  *            client's first bytes are read and, when they are a
  *            ClientHello, its SNI must equal the CONNECT host
  *   RELAY    both directions splice(2) through a pipe: no per-byte work
+ *   MITM     TLS to a host that carries a secret of the sandbox: the
+ *            client's TLS is terminated and requests rewritten (mitm.c,
+ *            secrets.c), instead of SNIFF's or RELAY's splice
  *   LINGER   an error answer was sent; read and discard for a moment so
  *            that closing does not reset the answer away
  * Denials become an event at once; allowed connections one when they end. */
@@ -31,6 +34,7 @@
 #include <unistd.h>
 
 #include "egress/http.h"
+#include "egress/secrets.h"
 #include "egress/sni.h"
 
 #ifndef SO_ORIGINAL_DST
@@ -46,7 +50,7 @@
 #define LINGER_BYTES (1 << 20)
 #define IDLE_TICK (EGRESS_IDLE_TIMEOUT / 5)
 
-enum state { S_HEAD, S_RESOLVE, S_CONNECT, S_SNIFF, S_RELAY, S_LINGER };
+enum state { S_HEAD, S_RESOLVE, S_CONNECT, S_SNIFF, S_RELAY, S_LINGER, S_MITM };
 enum via { VIA_CONNECT, VIA_HTTP, VIA_TLS, VIA_PLAIN };
 static const char *const via_name[] = { "connect", "http", "transparent-tls",
 					"transparent-http" };
@@ -84,6 +88,9 @@ struct conn {
 	struct evdns_request *dnsreq;
 	int resolve_v6;
 	bool dying;           /* closed while a DNS callback was due */
+	bool intercept;       /* TLS to a host with secrets: terminate it (mitm.c) */
+	bool answer_plain;    /* refuse() may answer a transparent port-80 client */
+	struct mitm *mitm;
 	const char *allow_reason; /* non-NULL: a connect event is due at close */
 	uint64_t t0, activity, activity_seen, last_active;
 	size_t discarded;
@@ -105,6 +112,13 @@ static void arm_timer(struct conn *c, unsigned ms)
 
 static void emit_connect(struct conn *c, bool allow, const char *reason)
 {
+	const char *ierr = NULL;
+	if (c->mitm) {
+		uint64_t up, down;
+		egress_mitm_result(c->mitm, &up, &down, &ierr);
+		c->up.bytes = up;
+		c->down.bytes = down;
+	}
 	json_t *ev = json_pack("{s:s, s:s, s:o, s:o, s:i, s:s, s:s, s:s, s:I, s:I, s:I}",
 			       "event", "connect", "sandbox", c->sb->name,
 			       "name", c->have_name ? json_string(c->name) : json_null(),
@@ -114,6 +128,11 @@ static void emit_connect(struct conn *c, bool allow, const char *reason)
 			       "bytes_up", (json_int_t)c->up.bytes,
 			       "bytes_down", (json_int_t)c->down.bytes,
 			       "ms", (json_int_t)(egress_now_ms() - c->t0));
+	if (ev && c->intercept && c->state == S_MITM) {
+		json_object_set_new(ev, "intercept", json_true());
+		if (ierr)
+			json_object_set_new(ev, "intercept_error", json_string(ierr));
+	}
 	egress_emit(c->sb->eg, ev);
 }
 
@@ -150,7 +169,7 @@ static void refuse(struct conn *c, int status, const char *reason, const char *b
 	c->sb->st.connects_denied++;
 	c->allow_reason = NULL;
 	emit_connect(c, false, reason);
-	if (c->transparent || status == 0 || c->state > S_CONNECT) {
+	if ((c->transparent && !c->answer_plain) || status == 0 || c->state > S_CONNECT) {
 		conn_close(c);
 		return;
 	}
@@ -406,6 +425,8 @@ static void decide(struct conn *c, const char *host, uint16_t port)
 		return;
 	}
 	c->allow_reason = reason;
+	c->intercept = (c->via == VIA_CONNECT || c->via == VIA_TLS) &&
+		       secret_set_intercepts(sb->secrets, c->name);
 	c->state = S_RESOLVE;
 	event_del(c->up.rd);
 	arm_timer(c, EGRESS_CONNECT_TIMEOUT * 1000);
@@ -455,6 +476,44 @@ static void head_tls(struct conn *c)
 	decide(c, sni, c->port);
 }
 
+/* A placeholder in plaintext the gateway reads anyway: the CONNECT head, a
+ * plain HTTP request's head and the body bytes that came with it. Bound for
+ * a host its secret does not allow: exfiltration. For a host it allows but
+ * in clear (not CONNECT): refused as well, values go only over TLS.
+ * Returns true when c was refused. */
+static bool plain_secrets_refused(struct conn *c, const struct http_head *h)
+{
+	struct sandbox *sb = c->sb;
+	const char *target = c->transparent ? h->host_header : h->host;
+	char host[256], body[768], reason[200];
+	size_t pos = 0, scan = h->form == HTTP_AUTHORITY ? h->head_len : c->len;
+	size_t line_end = (size_t)((const char *)memchr(c->buf, '\r', h->head_len) - c->buf);
+	struct secret *x;
+	if (egress_name_normalize(target, host, sizeof host) < 0)
+		snprintf(host, sizeof host, "%s", target);
+	while ((x = secret_find(sb->secrets, c->buf, scan, &pos))) {
+		const char *where = pos < line_end ? "url" : pos < h->head_len ? "header" : "body";
+		snprintf(c->name, sizeof c->name, "%s", host);
+		c->have_name = true;
+		c->answer_plain = true;
+		if (!secret_host_allowed(x, host)) {
+			egress_secret_blocked(sb, x, host, where);
+			egress_secret_blocked_body(x, host, body, sizeof body);
+			snprintf(reason, sizeof reason, "exfiltration of %s blocked (%s)", x->name, where);
+			refuse(c, 403, reason, "%s", body);
+			return true;
+		}
+		if (h->form != HTTP_AUTHORITY) {
+			refuse(c, 403, "secret placeholder over plain http",
+			       "paddock: the placeholder of secret %s is only replaced over https; use "
+			       "https://%s\n", x->name, host);
+			return true;
+		}
+		pos++;
+	}
+	return false;
+}
+
 static void head_http(struct conn *c)
 {
 	struct http_head h;
@@ -468,6 +527,8 @@ static void head_http(struct conn *c)
 		refuse(c, -r, reason, NULL);
 		return;
 	}
+	if (c->sb->secrets && plain_secrets_refused(c, &h))
+		return;
 	if (c->transparent) {
 		if (h.form == HTTP_ABSOLUTE && strcasecmp(h.host, h.host_header) != 0) {
 			refuse(c, 0, "bad request: URI and Host disagree", NULL);
@@ -528,6 +589,43 @@ static void head_read(struct conn *c)
 		head_http(c);
 }
 
+/* --- interception (mitm.c) --- */
+
+static void mitm_closed(void *arg)
+{
+	conn_close(arg);
+}
+
+/* Hand the client's TLS (whose ClientHello is c->buf) and the upstream
+ * connection to mitm.c. */
+static void mitm_begin(struct conn *c)
+{
+	const char *why;
+	if (c->down.bytes || c->down.inpipe || c->down.out_off < c->down.out_len) {
+		refuse(c, 0, "upstream spoke before the client's TLS hello", NULL);
+		return;
+	}
+	struct event **evs[] = { &c->up.rd, &c->up.wr, &c->down.rd, &c->down.wr };
+	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+		if (*evs[i]) {
+			event_free(*evs[i]);
+			*evs[i] = NULL;
+		}
+	event_del(c->timer); /* mitm.c keeps its own time */
+	int cfd = c->cfd, ufd = c->ufd;
+	c->cfd = c->ufd = -1;
+	c->state = S_MITM;
+	c->mitm = egress_mitm_start(c->sb, c->name, cfd, ufd, c->buf, c->len, mitm_closed, c, &why);
+	free(c->buf);
+	c->buf = NULL;
+	c->len = c->cap = 0;
+	if (!c->mitm) {
+		char r[120];
+		snprintf(r, sizeof r, "interception: %s", why);
+		refuse(c, 0, r, NULL);
+	}
+}
+
 /* --- CONNECT: the client's first bytes in the tunnel --- */
 
 /* Returns false when c was closed. */
@@ -556,13 +654,21 @@ static void sniff_check(struct conn *c)
 			return;
 		refuse(c, 0, sni_result_str(SNI_TOO_LARGE), NULL);
 		return;
-	case SNI_NOT_TLS:
 	case SNI_NO_NAME:
+		if (c->intercept) {
+			mitm_begin(c);
+			return;
+		}
+		__attribute__((fallthrough));
+	case SNI_NOT_TLS: /* not TLS: nothing to terminate, spliced as it is */
 		relay_start(c);
 		return;
 	case SNI_OK:
 		if (egress_name_normalize(sni, norm, sizeof norm) == 0 && strcmp(norm, c->name) == 0) {
-			relay_start(c);
+			if (c->intercept)
+				mitm_begin(c);
+			else
+				relay_start(c);
 			return;
 		}
 		snprintf(reason, sizeof reason, "SNI %.255s differs from the CONNECT host", sni);
@@ -600,7 +706,12 @@ static const char connect_ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 
 static void connected(struct conn *c)
 {
-	int r = relay_setup(c);
+	int r;
+	if (c->via == VIA_TLS && c->intercept) {
+		mitm_begin(c);
+		return;
+	}
+	r = relay_setup(c);
 	if (r < 0) {
 		refuse(c, 503, "out of resources", NULL);
 		return;
@@ -675,6 +786,8 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 	case S_CONNECT:
 		event_del(c->up.rd);
 		return;
+	case S_MITM:
+		return;
 	}
 }
 
@@ -709,6 +822,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	case S_LINGER:
 		conn_close(c);
+		return;
+	case S_MITM:
 		return;
 	case S_SNIFF:
 		if (c->len > 0) {
@@ -751,6 +866,8 @@ static void conn_close(struct conn *c)
 	free(c->buf);
 	free(c->up.out);
 	free(c->down.out);
+	egress_mitm_free(c->mitm);
+	c->mitm = NULL;
 	if (c->prev)
 		c->prev->next = c->next;
 	else

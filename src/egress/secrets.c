@@ -30,7 +30,7 @@
  *   Detection is for mistakes and naive leaks; the protection is that the
  *   value is never inside.
  *
- * INJECTION happens only in header values, only for the connection's host
+ * INJECTION happens only in header values (never Host), only for the connection's host
  * (the CONNECT target or the SNI, which the gateway resolved and whose
  * certificate it verified), and only when the request's Host equals that
  * host (mitm.c refuses a different Host: domain fronting would otherwise
@@ -482,7 +482,14 @@ int secret_scan_head(const struct secret_set *set, const char *host, const char 
 			goto blocked;
 		sc->injected = before;
 		ob_put(&o, p, name_len);
-		if (is_credentials(p, ll, &tok)) {
+		if (name_len == 4 && strncasecmp(p, "host", 4) == 0) {
+			/* routing, not credentials: judged, never rewritten */
+			before = sc->injected;
+			if (!put_replaced(set, host, p + name_len, ll - name_len, NULL, sc))
+				goto blocked;
+			sc->injected = before;
+			ob_put(&o, p + name_len, ll - name_len);
+		} else if (is_credentials(p, ll, &tok)) {
 			size_t te = tok;
 			while (te < ll && p[te] != ' ' && p[te] != '\t')
 				te++;
