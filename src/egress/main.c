@@ -330,5 +330,13 @@ int main(int argc, char **argv)
 	free(o.allow);
 	free(o.deny);
 	free(o.secret);
+#if defined(__SANITIZE_ADDRESS__)
+	/* LeakSanitizer cannot run in a confined process (it needs clone,
+	 * ptrace and /proc, which seccomp and Landlock took away): leave without
+	 * its exit check. The same code's leaks are checked by the unit tests,
+	 * which run it unconfined. */
+	fflush(NULL);
+	_exit(0);
+#endif
 	return 0;
 }
