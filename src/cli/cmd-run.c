@@ -182,6 +182,13 @@ static void run_event(json_t *ev, void *ctx)
 			   reason ? reason : "refused");
 }
 
+/* In the sandbox's watcher, once this process died without cleaning up
+ * (SIGKILL): the sandbox is gone, so is its veth; its nft rules are not. */
+static void run_abandoned(void)
+{
+	pd_netns_gc(NULL);
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct spec s;
@@ -252,6 +259,7 @@ int cmd_run(int argc, char **argv)
 				goto fail;
 			io.ca_pem = ca_pem;
 		}
+		io.abandoned = run_abandoned;
 		io.join_netns = true;
 		io.netns_fd = net.ns.fd;
 		io.resolv_conf = resolv;

@@ -506,7 +506,8 @@ static int populate_workspace(const struct spec *s, int scratch, char *warning, 
  * its pipe reaches end of file without the 'done' byte, it removes the
  * sandbox's cgroups. Mounts and the scratch tmpfs need no such help: they
  * are held only by file descriptors and namespaces that die with us. */
-static pid_t start_watcher(struct pd_cgroup *cg, int *wfd_out, struct pd_err *err)
+static pid_t start_watcher(struct pd_cgroup *cg, void (*abandoned)(void), int *wfd_out,
+			   struct pd_err *err)
 {
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) < 0)
@@ -536,6 +537,8 @@ static pid_t start_watcher(struct pd_cgroup *cg, int *wfd_out, struct pd_err *er
 		if (n == 1 && c == 'd')
 			_exit(0);
 		pd_cgroup_remove_paths(pd_cgroup_paths(cg));
+		if (abandoned)
+			abandoned();
 		_exit(0);
 	}
 	close(pfd[0]);
@@ -754,7 +757,7 @@ static int start_impl(const struct spec *s, const struct sandbox_io *io,
 	struct pd_limits lim = { .memory = s->memory, .pids = s->pids, .cpus_milli = s->cpus_milli };
 	if ((r = pd_cgroup_create(name, &lim, &sb->cg, err)) < 0)
 		goto fail;
-	if (!persist && (r = sb->watcher = start_watcher(sb->cg, &sb->watch_fd, err)) < 0)
+	if (!persist && (r = sb->watcher = start_watcher(sb->cg, io->abandoned, &sb->watch_fd, err)) < 0)
 		goto fail;
 	/* 4. the child, in its new namespaces */
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {

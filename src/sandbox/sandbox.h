@@ -29,6 +29,9 @@ struct sandbox_io {
 	/* secrets: the gateway's certificate authority for this sandbox, added
 	 * to its trust store at start (PEM), or NULL */
 	const char *ca_pem;
+	/* run by the watcher after it removed the cgroups of a sandbox whose
+	 * paddock died (e.g. the network plumbing's garbage collection), or NULL */
+	void (*abandoned)(void);
 };
 
 struct sandbox;
