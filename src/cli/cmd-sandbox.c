@@ -130,7 +130,11 @@ static json_t *request(json_t *req, int *fd_out, int *rc)
 	if (r == 0)
 		r = pd_frame_read(fd, &type, &data, &len);
 	if (r < 0 || type != PD_FR_JSON) {
-		cli_errorf("daemon: %s", r < 0 ? strerror(-r) : "unexpected answer");
+		if (r == -EPIPE || r == -ECONNRESET || r == -EIO)
+			cli_errorf("daemon: paddockd closed the connection without an answer (did it "
+				   "stop? its log says why)");
+		else
+			cli_errorf("daemon: %s", r < 0 ? strerror(-r) : "unexpected answer");
 		free(data);
 		close(fd);
 		return NULL;
@@ -270,8 +274,17 @@ static int stream(int fd, bool tty, bool input, bool sanitize, const char *name,
 			int type;
 			char *data = NULL;
 			size_t len;
-			if (pd_frame_read(fd, &type, &data, &len) < 0)
+			if (pd_frame_read(fd, &type, &data, &len) < 0) {
+				/* no exit frame: the daemon went away (the session may
+				 * live on: paddock sessions shows it) */
+				if (raw) {
+					tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+					raw = false;
+				}
+				cli_errorf("lost the connection to paddockd before the session "
+					   "ended");
 				break;
+			}
 			if (type == PD_FR_OUT)
 				write_out(STDOUT_FILENO, data, len, sanitize);
 			else if (type == PD_FR_ERR)

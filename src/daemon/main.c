@@ -462,6 +462,41 @@ static void on_signal(evutil_socket_t sig, short what, void *ctx)
 	event_base_loopbreak(d->base);
 }
 
+/* Is pid a zombie inside a sandbox's pid namespace, other than its pid 1? */
+static bool orphan_zombie(pid_t pid)
+{
+	char path[64], line[512];
+	bool zombie = false, nested = false;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	while (f && fgets(line, sizeof line, f)) {
+		if (!strncmp(line, "State:", 6))
+			zombie = strchr(line, 'Z') != NULL;
+		else if (!strncmp(line, "NSpid:", 6)) {
+			char *last = strrchr(line, '\t');
+			nested = last && last != strchr(line, '\t') && strtol(last + 1, NULL, 10) != 1;
+		}
+	}
+	return zombie && nested;
+}
+
+/* SIGCHLD. A session's command is a child of its shim, which is outside the
+ * sandbox's pid namespace; when the shim dies first (killed after a failed
+ * exec) the command is reparented to us, the subreaper, and nobody else will
+ * ever wait for it. Unreaped, it keeps the namespace's pid 1 from finishing
+ * its exit, and stopping the sandbox (which waits for pid 1) hangs the
+ * daemon. Reap those; every other child has its own waiter. */
+static void on_sigchld(evutil_socket_t sig, short what, void *ctx)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	int pid;
+	while (f && fscanf(f, "%d", &pid) == 1)
+		if (orphan_zombie(pid))
+			waitpid(pid, NULL, WNOHANG);
+}
+
 static void usage(FILE *f)
 {
 	fputs("usage: paddockd [--socket PATH] [--db PATH] [--dns-upstream ADDR[:PORT]] "
@@ -577,12 +612,14 @@ int main(int argc, char **argv)
 		evconnlistener_new(d.base, on_accept, &d, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	struct event *sterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
 	struct event *sint = evsignal_new(d.base, SIGINT, on_signal, &d);
-	if (!lis || !sterm || !sint) {
+	struct event *schld = evsignal_new(d.base, SIGCHLD, on_sigchld, &d);
+	if (!lis || !sterm || !sint || !schld) {
 		fprintf(stderr, "paddockd: event loop setup failed\n");
 		return 1;
 	}
 	event_add(sterm, NULL);
 	event_add(sint, NULL);
+	event_add(schld, NULL);
 	/* the CLI waits for this line (or the socket) when it starts us */
 	fprintf(stderr, "paddockd: serving %s\n", d.sock_path);
 	event_base_dispatch(d.base);
@@ -597,6 +634,7 @@ int main(int argc, char **argv)
 	egress_shutdown(&d);
 	event_free(sterm);
 	event_free(sint);
+	event_free(schld);
 	event_base_free(d.base);
 	pd_state_close(d.st);
 	return 0;

@@ -336,6 +336,16 @@ static const char *jstr(json_t *req, const char *key)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* The client created it (the row's owner is "uid:gid"), or is root. */
+static bool may_use(const struct client *c, const struct dsb *s)
+{
+	if (c->uid == 0)
+		return true;
+	char want[32];
+	snprintf(want, sizeof want, "%u:", (unsigned)c->uid);
+	return s->row.owner && !strncmp(s->row.owner, want, strlen(want));
+}
+
 static struct dsb *need_sandbox(struct client *c, json_t *req)
 {
 	const char *name = jstr(req, "name");
@@ -345,8 +355,12 @@ static struct dsb *need_sandbox(struct client *c, json_t *req)
 		return NULL;
 	}
 	struct dsb *s = find(c->d, name);
-	if (!s)
+	/* a member of the paddock group sees and drives only its own sandboxes;
+	 * root, all of them */
+	if (!s || !may_use(c, s)) {
 		client_error(c, 1, "no sandbox named '%s' (paddock ls lists them)", name);
+		return NULL;
+	}
 	return s;
 }
 
@@ -922,6 +936,8 @@ static void op_ls(struct client *c, json_t *req)
 {
 	json_t *a = json_array();
 	for (struct dsb *s = c->d->sandboxes; s; s = s->next) {
+		if (!may_use(c, s))
+			continue;
 		uint64_t mem = 0, cpu = 0;
 		size_t live = 0;
 		if (s->sb)
@@ -969,6 +985,12 @@ static void op_logs(struct client *c, json_t *req)
 static void op_events(struct client *c, json_t *req)
 {
 	const char *name = jstr(req, "name");
+	if (c->uid != 0) { /* the audit log of its own sandboxes only */
+		struct dsb *own = name ? find(c->d, name) : NULL;
+		if (!own || !may_use(c, own))
+			return client_error(c, 1, "events: give --sandbox NAME, one of your "
+						  "sandboxes (the whole log is root's)");
+	}
 	json_int_t after = json_integer_value(json_object_get(req, "after"));
 	json_int_t limit = json_integer_value(json_object_get(req, "limit"));
 	struct pd_event_row *rows = NULL;

@@ -44,6 +44,7 @@
 
 #define BUF_MAX (HTTP_HEAD_MAX + 512) /* a head or ClientHello, with record headers */
 #define SPLICE_CHUNK (1 << 16)
+#define PIPE_WANT (1 << 20)
 #define PUMP_ROUNDS 16          /* chunks per direction per wakeup: fairness */
 #define ADDRS_MAX 8
 #define LINGER_MS 2000
@@ -59,6 +60,7 @@ struct dir {
 	int src, dst;
 	int pipe[2];
 	size_t inpipe;
+	size_t chunk;         /* the pipe's capacity: what one splice may move */
 	char *out;            /* written to dst before splicing */
 	size_t out_len, out_off;
 	bool out_counted;     /* do out's bytes count as traffic? */
@@ -254,7 +256,7 @@ static bool pump(struct conn *c, struct dir *d)
 			break;
 		} else {
 			/* The pipe is empty here, so EAGAIN means the source is. */
-			n = splice(d->src, NULL, d->pipe[1], NULL, SPLICE_CHUNK,
+			n = splice(d->src, NULL, d->pipe[1], NULL, d->chunk,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n < 0)
 				goto io_error;
@@ -281,6 +283,17 @@ static int relay_setup(struct conn *c)
 	if (pipe2(c->up.pipe, O_NONBLOCK | O_CLOEXEC) < 0 ||
 	    pipe2(c->down.pipe, O_NONBLOCK | O_CLOEXEC) < 0)
 		return -errno;
+	/* Larger pipes move more per splice: fewer wake-ups per byte. The
+	 * kernel may refuse (the user's pipe-buffer quota, fs.pipe-max-size):
+	 * then the default 64 KiB stays. Pages are only used while data sits
+	 * in the pipe. */
+	struct dir *dirs[2] = { &c->up, &c->down };
+	for (int i = 0; i < 2; i++) {
+		int sz = fcntl(dirs[i]->pipe[1], F_SETPIPE_SZ, PIPE_WANT);
+		if (sz < 0)
+			sz = fcntl(dirs[i]->pipe[1], F_GETPIPE_SZ);
+		dirs[i]->chunk = sz > 0 ? (size_t)sz : SPLICE_CHUNK;
+	}
 	c->up.src = c->cfd, c->up.dst = c->ufd;
 	c->down.src = c->ufd, c->down.dst = c->cfd;
 	if (!(c->down.rd = event_new(base, c->ufd, EV_READ | EV_PERSIST, upstream_read_cb, c)) ||

@@ -58,7 +58,7 @@ _Noreturn static void exec_child(const struct sandbox *sb, const struct sandbox_
 {
 	struct pd_err err = { 0 };
 	int slave = -1;
-	if (command_reset(&err) < 0)
+	if (command_reset(true, &err) < 0) /* the shim reset them */
 		goto fail;
 	if (x->tty) {
 		int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);

@@ -279,13 +279,14 @@ fail:
 	_exit(125);
 }
 
-/* Default signal dispositions, nothing blocked, a new session. */
-int command_reset(struct pd_err *err)
+/* Default signal dispositions (unless the caller already reset them),
+ * nothing blocked, a new session. */
+int command_reset(bool signals_done, struct pd_err *err)
 {
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int sig = 1; sig < NSIG; sig++)
+	for (int sig = 1; !signals_done && sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
 	if (setsid() < 0)
 		return pd_err_errno(err, "terminal", "setsid");
@@ -318,7 +319,7 @@ _Noreturn static void command_main(struct plan *plan, int slave, int errpipe)
 {
 	struct pd_err err = { 0 };
 	int ep;
-	if (command_reset(&err) < 0 ||
+	if (command_reset(false, &err) < 0 ||
 	    (ep = command_stdio(slave, plan->io.in, plan->io.out, plan->io.err, errpipe, &err)) < 0) {
 		(void)!write(errpipe, &err, sizeof err);
 		_exit(125);

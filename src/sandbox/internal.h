@@ -71,7 +71,7 @@ _Noreturn void sandbox_child(struct plan *plan);
 void close_all_except(int *keep, size_t n);
 
 /* The command's last steps (init.c), shared with exec.c. */
-int command_reset(struct pd_err *err);
+int command_reset(bool signals_done, struct pd_err *err);
 int command_stdio(int slave, int in, int out, int er, int errpipe, struct pd_err *err);
 _Noreturn void command_exec(const struct spec *s, char *const *argv, char *const *extra_env,
 			    const char *workdir, int errpipe);
