@@ -97,7 +97,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
-inup() { ip netns exec "$UP" "$@"; }
+# (background processes are started with `ip netns exec` itself, not a shell
+# function, so that $! is the process and the cleanup's kill reaches it)
 ingw() { ip netns exec "$GW" "$@"; }
 incl() { ip netns exec "$CL" "$@"; }
 wait_tcp() { # netns addr port
@@ -131,7 +132,8 @@ cat >"$tmp/egbench.c" <<'EGBENCH_C'
  *   egbench hold direct|connect ADDR:PORT[,ADDR:PORT...] N [SRC]
  *       Opens up to N connections, spread round robin over the targets;
  *       on each (after CONNECT if asked) one keep-alive GET /small, and the
- *       connection is kept. Stops after 200 failures in a row. Then waits
+ *       connection is kept. Stops after 20 failures in a row (each waits at
+ *       most 2 s: a proxy out of fds may leave a connection unanswered). Then waits
  *       2 s and counts how many are still open. Prints JSON.
  *   egbench dns ADDR NAME COUNT
  *       COUNT UDP A queries for NAME to ADDR:53, one after the other;
@@ -324,10 +326,12 @@ static int bind_src(int fd, const char *src)
 	return bind(fd, (struct sockaddr *)&s, sizeof s);
 }
 
+static int timeout_s = 5;
+
 static int dial(struct sockaddr_in *a, const char *src)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-	struct timeval tv = { .tv_sec = 5 };
+	struct timeval tv = { .tv_sec = timeout_s };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -496,7 +500,8 @@ static int cmd_hold(int argc, char **argv)
 	int *fds = calloc((size_t)want, sizeof *fds);
 	long held = 0, fails = 0, fails_total = 0;
 	uint64_t t0 = now_ns();
-	for (long i = 0; held < want && fails < 200; i++) {
+	timeout_s = 2;
+	for (long i = 0; held < want && fails < 20; i++) {
 		int fd = dial(&tg[i % ntg], src);
 		if (fd >= 0 && (strcmp(mode, "connect") || do_connect(fd) == 0) &&
 		    request(fd, 0, "/small", 1) == 3) {
@@ -612,17 +617,18 @@ mkdir -p "/etc/netns/$GW"
 echo "nameserver 203.0.113.10" >"/etc/netns/$GW/resolv.conf"
 
 # --- upstream and DNS ---
-inup "$B" serve 203.0.113.10 80 "$shm/blob" 2>"$tmp/upstream.log" &
+ip netns exec "$UP" "$B" serve 203.0.113.10 80 "$shm/blob" 2>"$tmp/upstream.log" &
 pids+=($!)
-inup dnsmasq --no-daemon --no-resolv --no-hosts --bind-interfaces --listen-address=203.0.113.10 \
+ip netns exec "$UP" dnsmasq --no-daemon --no-resolv --no-hosts --bind-interfaces --listen-address=203.0.113.10 \
 	--port=53 --pid-file= --user=root --address=/bench.test/203.0.113.10 2>"$tmp/dnsmasq.log" &
 pids+=($!)
 
 # --- the proxies ---
-ingw "$EG" --sandbox bench --mode filtered --allow bench.test --proxy 198.51.100.1:3128 \
+ip netns exec "$GW" "$EG" --sandbox bench --mode filtered --allow bench.test --proxy 198.51.100.1:3128 \
 	--transparent 198.51.100.1:3129 --dns-upstream 203.0.113.10 --events "$tmp/events.jsonl" \
 	2>"$tmp/egress.log" &
 pids+=($!)
+egpid=$!
 cat >"$tmp/tinyproxy.conf" <<EOF
 Port 3130
 Listen 198.51.100.1
@@ -633,8 +639,9 @@ LogFile "$tmp/tinyproxy.log"
 PidFile "$tmp/tinyproxy.pid"
 DisableViaHeader Yes
 EOF
-ingw tinyproxy -d -c "$tmp/tinyproxy.conf" 2>"$tmp/tinyproxy.err" &
+ip netns exec "$GW" tinyproxy -d -c "$tmp/tinyproxy.conf" 2>"$tmp/tinyproxy.err" &
 pids+=($!)
+tinypid=$!
 mkdir -p "$tmp/squid"
 chown proxy: "$tmp/squid"
 cat >"$tmp/squid.conf" <<EOF
@@ -655,8 +662,9 @@ via off
 forwarded_for delete
 netdb_filename none
 EOF
-ingw squid -N -f "$tmp/squid.conf" 2>"$tmp/squid.err" &
+ip netns exec "$GW" squid -N -f "$tmp/squid.conf" 2>"$tmp/squid.err" &
 pids+=($!)
+squidpid=$!
 wait_tcp "$UP" 203.0.113.10 80
 wait_tcp "$GW" 198.51.100.1 3128
 wait_tcp "$GW" 198.51.100.1 3130
@@ -675,6 +683,9 @@ variants=(
 	"squid forward|$CL|forward|198.51.100.1:3131|"
 	"upstream ceiling (loopback in up)|$UP|direct|203.0.113.10:80|"
 )
+cpu_ticks() { # pid -> utime + stime of the process and its threads (clock ticks)
+	awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
 run_get() { # variant path count -> JSON line, prefixed with the name
 	local name ns mode target src
 	IFS='|' read -r name ns mode target src <<<"$1"
@@ -701,23 +712,34 @@ load_note before
 n=${#tp_variants[@]}
 for r in $(seq 0 $((ROUNDS - 1))); do
 	for k in $(seq 0 $((n - 1))); do
-		run_get "${tp_variants[$(((k + r) % n))]}" "/bytes/$GIB" 1 >>"$tmp/tp.tsv"
+		v=${tp_variants[$(((k + r) % n))]}
+		case $v in
+		*3128* | *198.51.100.3) pp=$egpid ;; *3130*) pp=$tinypid ;; *3131*) pp=$squidpid ;; *) pp= ;;
+		esac
+		c0=$([ -n "$pp" ] && cpu_ticks "$pp" || echo 0)
+		line=$(run_get "$v" "/bytes/$GIB" 1)
+		c1=$([ -n "$pp" ] && cpu_ticks "$pp" || echo 0)
+		printf '%s\t%s\n' "$line" "$((c1 - c0))" >>"$tmp/tp.tsv"
 	done
 done
 load_note after
-python3 - "$tmp/tp.tsv" <<'EOF'
+python3 - "$tmp/tp.tsv" "$(getconf CLK_TCK)" <<'EOF'
 import json, statistics, sys
-res = {}
+res, cpu, hz = {}, {}, int(sys.argv[2])
 for line in open(sys.argv[1]):
-    name, js = line.rstrip("\n").split("\t")
-    res.setdefault(name, []).append(json.loads(js)["MBps"])
+    name, js, ticks = line.rstrip("\n").split("\t")
+    x = json.loads(js)
+    res.setdefault(name, []).append(x["MBps"])
+    cpu.setdefault(name, []).append(int(ticks) / hz / (x["bytes"] / 2**30))
 d = statistics.median(res["direct"])
 print()
-print("| variant | median MB/s | min – max MB/s | vs direct (median) |")
-print("|---|---|---|---|")
+print("| variant | median MB/s | min – max MB/s | vs direct (median) | proxy CPU s per GiB (median) |")
+print("|---|---|---|---|---|")
 for name, v in res.items():
     m = statistics.median(v)
-    print(f"| {name} | {m:.0f} | {min(v):.0f} – {max(v):.0f} | {100*m/d:.0f}% |")
+    c = statistics.median(cpu[name])
+    print(f"| {name} | {m:.0f} | {min(v):.0f} – {max(v):.0f} | {100*m/d:.0f}% | {c:.2f} |" if c else
+          f"| {name} | {m:.0f} | {min(v):.0f} – {max(v):.0f} | {100*m/d:.0f}% | |")
 print()
 for name in ("paddock-egress CONNECT", "paddock-egress transparent"):
     m = statistics.median(res[name]) / d
@@ -801,7 +823,7 @@ while True:  # drain events until killed
         break
 PY
 multi_base=5000
-ingw python3 "$tmp/multi.py" "$EG" 203.0.113.10 "$HOLD_SANDBOXES" "$multi_base" >"$tmp/multi.out" 2>"$tmp/multi.err" &
+ip netns exec "$GW" python3 "$tmp/multi.py" "$EG" 203.0.113.10 "$HOLD_SANDBOXES" "$multi_base" >"$tmp/multi.out" 2>"$tmp/multi.err" &
 pids+=($!)
 for _ in $(seq 100); do grep -q ready "$tmp/multi.out" && break; sleep 0.1; done
 grep -q ready "$tmp/multi.out" || die "the multi-sandbox gateway did not start: $(cat "$tmp/multi.err")"
