@@ -126,6 +126,8 @@ static json_t *request(json_t *req, int *fd_out, int *rc)
 	char *data = NULL;
 	size_t len;
 	int r = s ? pd_frame_write(fd, PD_FR_JSON, s, strlen(s)) : -ENOMEM;
+	if (s)
+		explicit_bzero(s, strlen(s)); /* it may carry secret values */
 	free(s);
 	if (r == 0)
 		r = pd_frame_read(fd, &type, &data, &len);

@@ -177,6 +177,7 @@ static void client_read(struct bufferevent *bev, void *ctx)
 		evbuffer_remove(in, data, len);
 		data[len] = '\0';
 		client_frame(c, type, data, len);
+		explicit_bzero(data, len); /* requests may carry secret values */
 		free(data);
 		if (c->mode == CL_WAITING || c->mode == CL_REPLIED)
 			return; /* one request per connection */
@@ -516,6 +517,7 @@ int main(int argc, char **argv)
 	};
 	struct daemon d = { .listen_fd = -1, .eg = { .sock = -1 } };
 	pd_json_wipe_on_free(); /* secret values pass through JSON */
+	pd_event_wipe_on_free(); /* and through libevent's buffers */
 	snprintf(d.sock_path, sizeof d.sock_path, "%s",
 		 getenv("PADDOCK_SOCKET") ? getenv("PADDOCK_SOCKET") : PD_SOCKET_DEFAULT);
 	snprintf(d.db_path, sizeof d.db_path, "%s/paddock.db", image_state_dir());

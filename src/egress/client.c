@@ -1,6 +1,9 @@
 /* client.c: starting and driving paddock-egress from the privileged side. */
 #include "egress/client.h"
 
+#include <event2/event.h>
+#include <malloc.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -343,4 +346,23 @@ int pd_net_secrets(struct pd_egress *eg, const char *name, const struct pd_secre
 	}
 	json_decref(reply);
 	return r;
+}
+
+/* realloc that leaves no copy behind: the old block is wiped when moved. */
+static void *wipe_realloc(void *p, size_t n)
+{
+	if (!p)
+		return malloc(n);
+	size_t old = malloc_usable_size(p);
+	void *q = malloc(n ? n : 1);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < n ? old : n);
+	pd_wipe_free(p);
+	return q;
+}
+
+void pd_event_wipe_on_free(void)
+{
+	event_set_mem_functions(malloc, wipe_realloc, pd_wipe_free);
 }

@@ -106,3 +106,7 @@ int pd_net_ca_env(char ***env);
 /* From now on, every block jansson frees is wiped first (secret values
  * travel through JSON). Call once at start. */
 void pd_json_wipe_on_free(void);
+/* free() that zeroes the block first. */
+void pd_wipe_free(void *p);
+/* The same for libevent's allocations (call before any libevent use). */
+void pd_event_wipe_on_free(void);

@@ -21,7 +21,7 @@
 #define SECRET_MAX (64u << 10)
 
 static void *wipe_malloc(size_t n) { return malloc(n); }
-static void wipe_free(void *p)
+void pd_wipe_free(void *p)
 {
 	if (p)
 		explicit_bzero(p, malloc_usable_size(p));
@@ -30,8 +30,10 @@ static void wipe_free(void *p)
 
 void pd_json_wipe_on_free(void)
 {
-	json_set_alloc_funcs(wipe_malloc, wipe_free);
+	json_set_alloc_funcs(wipe_malloc, pd_wipe_free);
 }
+
+
 
 static int read_all_fd(int fd, char **out, size_t *len)
 {
