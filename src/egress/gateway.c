@@ -202,6 +202,7 @@ void egress_free(struct egress *eg)
 	if (eg->dns)
 		evdns_base_free(eg->dns, 0);
 	egress_tls_free(eg);
+	egress_dns_cache_free(eg);
 	free(eg);
 }
 

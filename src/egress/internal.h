@@ -73,7 +73,11 @@ struct egress {
 	size_t ctl_queued;
 	uint64_t events_dropped;
 	struct ssl_ctx_st *tls_server, *tls_client; /* interception (mitm.c) */
+	struct dns_cache_entry *dns_cache;           /* proxy.c: resolved names */
 };
+
+/* proxy.c */
+void egress_dns_cache_free(struct egress *eg);
 
 /* gateway.c */
 struct sandbox *egress_sandbox_find(struct egress *eg, const char *name);

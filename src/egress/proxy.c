@@ -306,6 +306,69 @@ static int relay_setup(struct conn *c)
 
 static void start_connect(struct conn *c);
 
+/* --- a small cache of the proxy's resolutions ---
+ *
+ * Without it every proxied connection waits for a DNS round trip upstream
+ * (milliseconds with a real resolver). Direct-mapped by a hash of the name,
+ * bounded (DNS_CACHE_SLOTS), entries live min(TTL, DNS_CACHE_TTL_MAX)
+ * seconds. Only the answer is cached: the policy decision (by name) and the
+ * address refusal (private ranges, the host's own addresses) run again for
+ * every connection. */
+#define DNS_CACHE_SLOTS 1024
+#define DNS_CACHE_TTL_MAX 300
+
+struct dns_cache_entry {
+	char name[256];
+	int family, count;
+	uint8_t addrs[ADDRS_MAX][16];
+	uint64_t expires_ms;
+};
+
+static struct dns_cache_entry *cache_slot(struct egress *eg, const char *name)
+{
+	if (!eg->dns_cache && !(eg->dns_cache = calloc(DNS_CACHE_SLOTS, sizeof *eg->dns_cache)))
+		return NULL;
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return &eg->dns_cache[h % DNS_CACHE_SLOTS];
+}
+
+static void cache_put(struct egress *eg, const char *name, int family, int count,
+		      const void *addrs, int ttl)
+{
+	struct dns_cache_entry *e = cache_slot(eg, name);
+	if (!e || strlen(name) >= sizeof e->name || count <= 0)
+		return;
+	if (ttl <= 0)
+		return;
+	if (ttl > DNS_CACHE_TTL_MAX)
+		ttl = DNS_CACHE_TTL_MAX;
+	snprintf(e->name, sizeof e->name, "%s", name);
+	e->family = family;
+	e->count = count > ADDRS_MAX ? ADDRS_MAX : count;
+	size_t w = family == AF_INET ? 4 : 16;
+	for (int i = 0; i < e->count; i++)
+		memcpy(e->addrs[i], (const uint8_t *)addrs + (size_t)i * w, w);
+	e->expires_ms = egress_now_ms() + (uint64_t)ttl * 1000;
+}
+
+static const struct dns_cache_entry *cache_get(struct egress *eg, const char *name)
+{
+	struct dns_cache_entry *e = cache_slot(eg, name);
+	if (!e || !e->count || strcmp(e->name, name) || egress_now_ms() >= e->expires_ms)
+		return NULL;
+	return e;
+}
+
+void egress_dns_cache_free(struct egress *eg)
+{
+	free(eg->dns_cache);
+	eg->dns_cache = NULL;
+}
+
+static void resolved(struct conn *c, int family, int count, const void *addrs);
+
 static void resolve_cb(int result, char type, int count, int ttl, void *addrs, void *arg)
 {
 	struct conn *c = arg;
@@ -331,6 +394,15 @@ static void resolve_cb(int result, char type, int count, int ttl, void *addrs, v
 		return;
 	}
 	int family = type == DNS_IPv4_A ? AF_INET : AF_INET6;
+	cache_put(sb->eg, c->name, family, count, addrs, ttl);
+	resolved(c, family, count, addrs);
+}
+
+/* The addresses of c->name, from the resolver or the cache: each checked
+ * against the refused ranges, then the connection. */
+static void resolved(struct conn *c, int family, int count, const void *addrs)
+{
+	struct sandbox *sb = c->sb;
 	for (int i = 0; i < count; i++) {
 		const void *a = (const uint8_t *)addrs + (size_t)i * (family == AF_INET ? 4 : 16);
 		const char *why = egress_ip_refusal(family, a, &sb->eg->host);
@@ -443,6 +515,15 @@ static void decide(struct conn *c, const char *host, uint16_t port)
 	c->state = S_RESOLVE;
 	event_del(c->up.rd);
 	arm_timer(c, EGRESS_CONNECT_TIMEOUT * 1000);
+	const struct dns_cache_entry *hit = cache_get(sb->eg, c->name);
+	if (hit) {
+		uint8_t addrs[ADDRS_MAX * 16];
+		size_t w = hit->family == AF_INET ? 4 : 16;
+		for (int i = 0; i < hit->count; i++)
+			memcpy(addrs + (size_t)i * w, hit->addrs[i], w);
+		resolved(c, hit->family, hit->count, addrs);
+		return;
+	}
 	c->dnsreq = evdns_base_resolve_ipv4(sb->eg->dns, c->name, DNS_QUERY_NO_SEARCH, resolve_cb, c);
 	if (!c->dnsreq)
 		refuse(c, 502, "cannot resolve", NULL);
