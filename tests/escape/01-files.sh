@@ -19,7 +19,7 @@ cleanup() {
 trap cleanup EXIT
 echo "host secret $$" >"$MARK"
 
-plan 58
+plan 59
 
 # ---- the host's /root and /etc/shadow: invisible by every route ----------
 deny "a marker in the host's /root is not at its path inside" "blocked: ENOENT" hostfs "$MARK"
@@ -217,7 +217,11 @@ deny "/proc/sysrq-trigger cannot be written" \
 deny "/proc/kcore cannot be read" "$(absent_or /proc/kcore EACCES)" kcore
 deny "/proc/kallsyms is masked (EACCES)" "blocked: EACCES" read /proc/kallsyms
 deny "/proc/keys is masked (EACCES)" "blocked: EACCES" read /proc/keys
-deny "writing a /sys knob (/sys/kernel/mm/ksm/run) fails" "blocked: @(EACCES|EROFS)" \
+# Network off: the sandbox owns its netns and mounts a real, read-only sysfs.
+attempt "writing a /sys knob (/sys/kernel/mm/ksm/run) fails (network off: real sysfs)" 1 \
+	"blocked: @(EACCES|EROFS)" pdrun --network off -- probe sysfs_write /sys/kernel/mm/ksm/run
+# Filtered (the default): the netns is the host's, so /sys is an empty read-only tmpfs.
+deny "writing a /sys knob fails (network filtered: /sys is empty)" "blocked: @(ENOENT|EROFS)" \
 	sysfs_write /sys/kernel/mm/ksm/run
 contains "escape: /sys is mounted read-only" " /sys ro," \
 	"$(pdrun -- cat /proc/self/mountinfo 2>&1 </dev/null)"
