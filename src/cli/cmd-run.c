@@ -169,6 +169,11 @@ static void run_event(json_t *ev, void *ctx)
 	static size_t n_told;
 	if (!verdict || strcmp(verdict, "deny"))
 		return;
+	/* the resolver's trouble or a query type not served is not a policy
+	 * refusal: the name may well work (an AAAA question refused upstream
+	 * while A answers) */
+	if (reason && (!strncmp(reason, "upstream", 8) || !strcmp(reason, "query type not served")))
+		return;
 	for (size_t i = 0; name && i < n_told; i++)
 		if (!strcmp(told[i], name))
 			return; /* once per name: A, AAAA and the connection all say it */

@@ -26,6 +26,8 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <event2/dns.h>
+#include <event2/event.h>
 #include <getopt.h>
 #include <pwd.h>
 #include <signal.h>
@@ -226,8 +228,19 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(arg);
 }
 
+/* libevent and evdns log to stderr by default, which in `paddock run` is
+ * the user's terminal: their news (a nameserver answering REFUSED to an
+ * AAAA question, say) is ours to report, as events. */
+static void quiet_log(int severity, const char *msg)
+{
+	(void)severity;
+	(void)msg;
+}
+
 int main(int argc, char **argv)
 {
+	event_set_log_callback(quiet_log);
+	evdns_set_log_fn(quiet_log);
 	struct opts o;
 	struct pd_err err = { 0 };
 	char upstream[64];
