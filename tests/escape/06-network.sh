@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
 # tests/escape/06-network.sh: reach the host's services from inside with
-# --network off (the default): its loopback (TCP, UDP, IPv4 and IPv6), its
-# own address, abstract and path Unix sockets, raw and packet sockets, vsock.
+# --network off: its loopback (TCP, UDP, IPv4 and IPv6), its own address,
+# abstract and path Unix sockets, raw and packet sockets, vsock; then the
+# same host services from a filtered sandbox (the default mode), with
+# paddock and the services in the namespace T of tests/lib/netlab.sh.
 # A small server on the host logs every connection and datagram it gets:
 # each attempt must fail inside AND leave that log empty. Nothing here sends
-# a packet off this machine: every address is the host's own.
+# a packet off this machine: every address is the host's own or the lab's.
+# (tests/escape/07-egress.sh attacks the filtered network itself.)
 cd "$(dirname "$0")/../.." || exit 1
 . tests/lib/tap.sh
 . tests/lib/escape.sh
+. tests/lib/netlab.sh
+# The attempts of deny/pdrun use --network off, unless a test says otherwise.
+pdrun() { "$PADDOCK_BIN" run --image "$ROOTFS" --workspace none --network off "$@"; }
+LEAK_BASE0=$LEAK_BASE
 
 # host_saw KIND: what the host server logged for KIND (empty: nothing).
 host_saw() { grep "^$1 " "$T/log" 2>/dev/null; }
 
 T=$(mktemp -d /tmp/escape-net.XXXXXX)
 SERVER=
+LAB_SERVER=
 cleanup() {
 	[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
+	[ -n "$LAB_SERVER" ] && kill "$LAB_SERVER" 2>/dev/null && wait "$LAB_SERVER" 2>/dev/null
+	SERVER='' LAB_SERVER=''
+	nl_teardown
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -78,7 +89,7 @@ PORT_TCP4='' PORT_UDP4='' PORT_TCP6='' PORT_TCPHOST=''
 # shellcheck disable=SC1091
 . "$T/ports"
 
-plan 23
+plan 38
 
 # The server really answers on the host: the probe run outside a sandbox
 # gets through (so a "blocked" inside means something).
@@ -126,7 +137,7 @@ expect "escape: the host's abstract socket saw no connection" "" "$(host_saw abs
 attempt "a host Unix socket inside a read-only --mount cannot be connected to" 1 "blocked: E*" \
 	pdrun --mount "$T/svc:/svc" -- probe unix_connect /svc/agent.sock
 expect "escape: the host service behind that socket saw no connection" "" "$(host_saw path)"
-out=$(pd run --image "$ROOTFS" --workspace none --mount "$T/svc/agent.sock:/s" -- true 2>&1 \
+out=$(pd run --image "$ROOTFS" --workspace none --network off --mount "$T/svc/agent.sock:/s" -- true 2>&1 \
 	</dev/null)
 expect "escape: --mount of the socket itself is refused (exit 125)" 125 "$?"
 diag "$out"
@@ -141,4 +152,52 @@ deny "an AF_PACKET socket is refused (EPERM)" "blocked: EPERM" packet_socket
 deny "an AF_VSOCK socket (host/hypervisor channel, not namespaced) is refused (EPERM)" \
 	"blocked: EPERM" vsock_socket
 leak_check "after the raw socket attempts"
+
+# ---- filtered (the default): the same host services, paddock in the lab's T -------------------
+nl_setup || { echo "Bail out! the lab did not come up: $(cat "$NLD/servers.err" 2>/dev/null)"; exit 1; }
+LEAK_BASE=$(leak_state)
+mkdir -p "$T/lab/svc"
+nsenter --net="/run/netns/$NL_T" python3 "$T/server.py" "$T/lab" 198.51.100.1 "$ABSTRACT" &
+LAB_SERVER=$!
+for _ in $(seq 50); do [ -f "$T/lab/ports" ] && break; sleep 0.1; done
+PORT_TCP4='' PORT_UDP4='' PORT_TCP6='' PORT_TCPHOST=''
+# shellcheck disable=SC1091
+. "$T/lab/ports"
+lab_saw() { grep "^$1 " "$T/lab/log" 2>/dev/null; }
+check "(control) T's server answers on T's address (probe run in T)" \
+	inT "$PROBE" connect 198.51.100.1 "$PORT_TCPHOST"
+sleep 0.2
+: >"$T/lab/log"
+# fdeny DESC WANT PROBE-ARGS...: deny, in a filtered sandbox in T
+fdeny() { local d=$1 w=$2; shift 2; attempt "filtered: $d" 1 "$w" tpd run --image "$ROOTFS" --workspace none -- probe "$@"; }
+fdeny "TCP to T's 127.0.0.1:$PORT_TCP4 meets the sandbox's own loopback (ECONNREFUSED)" \
+	"blocked: ECONNREFUSED" connect 127.0.0.1 "$PORT_TCP4"
+expect "escape: filtered: T's TCP server on 127.0.0.1 saw no connection" "" "$(lab_saw tcp4)"
+if [ -n "$PORT_TCP6" ]; then
+	fdeny "TCP to T's [::1]:$PORT_TCP6: no IPv6 inside (EADDRNOTAVAIL)" "blocked: EADDRNOTAVAIL" \
+		connect ::1 "$PORT_TCP6"
+	expect "escape: filtered: T's IPv6 server saw no connection" "" "$(lab_saw tcp6)"
+else
+	ok 0 "escape: filtered: TCP to T's [::1] # SKIP no IPv6 loopback in T"
+	ok 0 "escape: filtered: T's IPv6 server saw no connection # SKIP no IPv6 loopback"
+fi
+fdeny "UDP to T's 127.0.0.1:$PORT_UDP4 gets no answer (ECONNREFUSED)" \
+	"blocked: ECONNREFUSED" udp_send 127.0.0.1 "$PORT_UDP4"
+expect "escape: filtered: T's UDP echo saw no datagram" "" "$(lab_saw udp4)"
+fdeny "TCP to T's own address 198.51.100.1:$PORT_TCPHOST is dropped (ETIMEDOUT)" \
+	"blocked: ETIMEDOUT" connect 198.51.100.1 "$PORT_TCPHOST"
+expect "escape: filtered: T's server on its address saw no connection" "" "$(lab_saw tcphost)"
+fdeny "T's abstract Unix socket @$ABSTRACT is out of reach (ECONNREFUSED)" \
+	"blocked: ECONNREFUSED" unix_connect "@$ABSTRACT"
+expect "escape: filtered: T's abstract socket saw no connection" "" "$(lab_saw abstract)"
+fdeny "an AF_VSOCK socket is refused (EPERM)" "blocked: EPERM" vsock_socket
+out=$(tpd run --image "$ROOTFS" --workspace none -- cat /proc/net/dev 2>&1 </dev/null |
+	awk 'NR > 2 { sub(":", "", $1); print $1 }' | sort | tr '\n' ' ')
+expect "escape: filtered: the sandbox's interfaces are eth0 and lo" "eth0 lo " "$out"
+expect "escape: filtered: no stray packet from the sandbox (nft counters in T and U)" 0 "$(nl_stray)"
+nl_clean "after the filtered attempts"
+cleanup
+trap - EXIT
+LEAK_BASE=$LEAK_BASE0
+leak_check "after the network escape attempts (lab removed)"
 finish

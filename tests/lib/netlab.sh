@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/lib/netlab.sh: a private network for tests of paddock's network modes,
 # sourced after tap.sh. paddock itself runs inside a network namespace T that
 # this file creates, so its veths, its nft table `inet paddock` and its gateway
@@ -26,7 +27,11 @@
 #   nl_saw KIND         lines the loggers wrote for KIND (u8080, u9999, t22,
 #                       t80, t8022, t5353; empty: nothing arrived)
 #   nl_dns_queries      what dnsmasq was asked, in lower case
+#   nl_stray            packets from sandbox addresses that reached U, were
+#                       routed by T or reached T's stack past the gateway's
+#                       ports (nft counters in both; 0 expected)
 #   nl_leftovers        paddock's network plumbing still present in T, as text
+#                       (NL_GATEWAY_STAYS=1: not counting a daemon's gateway)
 #   nl_clean DESC       ok when nl_leftovers is empty (waits up to 3 s)
 #   $NLD                the lab directory: ca.pem (test CA), logs, scripts;
 #                       $NLD/pub is world-readable, for --mount into sandboxes
@@ -35,17 +40,19 @@ NLD=$(mktemp -d /var/tmp/pdnetlab.XXXXXX)
 chmod 755 "$NLD"
 NL_PIDS=()
 NL_UP=203.0.113.10
-NL_EGRESS=$(dirname "$PADDOCK_BIN")/paddock-egress
+# the binaries as they are when this file is sourced (tests/lib/daemon.sh
+# later points PADDOCK_BIN at private copies, without paddock-egress next to
+# the CLI)
+NL_PADDOCK=$PADDOCK_BIN
 # `ip netns add` mounts /run/netns the first time; undo that if we did it.
 NL_NETNS_MOUNTED=$(awk '$5 == "/run/netns"' /proc/self/mountinfo)
 
 inT() { nsenter --net="/run/netns/$NL_T" "$@"; }
 inU() { nsenter --net="/run/netns/$NL_U" "$@"; }
-tpd() { PADDOCK_DNS_UPSTREAM=$NL_UP nsenter --net="/run/netns/$NL_T" "$PADDOCK_BIN" "$@"; }
+tpd() { PADDOCK_DNS_UPSTREAM=$NL_UP nsenter --net="/run/netns/$NL_T" "$NL_PADDOCK" "$@"; }
 
 nl_wait_tcp() { # NS ADDR PORT
-	local i
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		nsenter --net="/run/netns/$1" bash -c "echo >/dev/tcp/$2/$3" 2>/dev/null && return 0
 		sleep 0.1
 	done
@@ -76,6 +83,58 @@ nl_setup() {
 				-out srv.pem -days 2 -extfile san.ext 2>/dev/null
 	) || return 1
 	chmod 644 "$NLD/pub/ca.pem"
+
+	# tools for inside a sandbox (the default image has perl, not python)
+	cat >"$NLD/pub/dnsq.pl" <<'PL'
+# dnsq.pl SERVER NAME TYPE [tcp]: one DNS question; prints "rcode=N answers=A,B"
+# (IPv4 answers) or "error: WHY" (no answer in 3 s).
+use strict; use IO::Socket::INET;
+my ($srv, $name, $type, $tcp) = @ARGV;
+my %t = (A => 1, TXT => 16, AAAA => 28, MX => 15);
+my $q = pack("nnnnnn", int(rand(65536)), 0x100, 1, 0, 0, 0)
+      . join("", map { chr(length $_) . $_ } split /\./, $name) . "\0" . pack("nn", $t{$type}, 1);
+my ($r, $s) = ("");
+$SIG{ALRM} = sub { print "error: timeout\n"; exit 1 };
+alarm 3;
+if ($tcp) {
+	$s = IO::Socket::INET->new(PeerAddr => $srv, PeerPort => 53, Proto => "tcp")
+		or do { print "error: $!\n"; exit 1 };
+	print $s pack("n", length $q) . $q;
+	while (length($r) < 2 || length($r) < 2 + unpack("n", $r)) {
+		my $c; sysread($s, $c, 4096) or last; $r .= $c;
+	}
+	$r = substr($r, 2);
+} else {
+	$s = IO::Socket::INET->new(PeerAddr => $srv, PeerPort => 53, Proto => "udp")
+		or do { print "error: $!\n"; exit 1 };
+	$s->send($q) or do { print "error: $!\n"; exit 1 };
+	defined $s->recv($r, 4096) or do { print "error: $!\n"; exit 1 };
+}
+alarm 0;
+my $an = unpack("n", substr($r, 6, 2));
+my ($o, @a) = (length $q);
+for (1 .. $an) {
+	$o += 2;
+	my ($ty, $cl, $ttl, $l) = unpack("nnNn", substr($r, $o, 10)); $o += 10;
+	push @a, join(".", unpack("C4", substr($r, $o, 4))) if $ty == 1;
+	$o += $l;
+}
+printf "rcode=%d answers=%s\n", ord(substr($r, 3, 1)) & 15, join(",", @a);
+PL
+	cat >"$NLD/pub/raw.pl" <<'PL'
+# raw.pl HOST PORT DATA: send DATA (\r \n escapes), print what comes back
+# (up to 5 s of silence), or "error: WHY" when the connection fails.
+use strict; use IO::Socket::INET;
+my ($h, $p, $d) = @ARGV;
+$d =~ s/\\r/\r/g; $d =~ s/\\n/\n/g;
+my $s = IO::Socket::INET->new(PeerAddr => $h, PeerPort => $p, Proto => "tcp", Timeout => 3)
+	or do { print "error: $!\n"; exit 1 };
+print $s $d;
+$SIG{ALRM} = sub { print "[timeout]\n"; exit 0 };
+alarm 5;
+my $c; print $c while sysread($s, $c, 65536);
+PL
+	chmod 644 "$NLD/pub/dnsq.pl" "$NLD/pub/raw.pl"
 
 	# U: the web servers and two loggers; T: "host services" that log
 	cat >"$NLD/servers.py" <<'PY'
@@ -130,22 +189,51 @@ tls.socket = ctx.wrap_socket(tls.socket, server_side=True, do_handshake_on_conne
 threading.Thread(target=plain.serve_forever, daemon=True).start()
 tls.serve_forever()
 PY
-	inU python3 "$NLD/servers.py" U "$NLD" "$NL_UP" 2>>"$NLD/servers.err" &
+	nsenter --net="/run/netns/$NL_U" python3 "$NLD/servers.py" U "$NLD" "$NL_UP" 2>>"$NLD/servers.err" &
 	NL_PIDS+=($!)
-	inT python3 "$NLD/servers.py" T "$NLD" 2>>"$NLD/servers.err" &
+	nsenter --net="/run/netns/$NL_T" python3 "$NLD/servers.py" T "$NLD" 2>>"$NLD/servers.err" &
 	NL_PIDS+=($!)
 	# dnsmasq: allowed names, names that rebind to loopback and private space, TXT
-	inU dnsmasq --no-daemon --no-resolv --no-hosts --bind-interfaces --listen-address="$NL_UP" \
-		--port=53 --pid-file= --user=root --log-queries --log-facility=- \
+	nsenter --net="/run/netns/$NL_U" dnsmasq --no-daemon --no-resolv --no-hosts --bind-interfaces --listen-address="$NL_UP" \
+		--port=53 --pid-file= --user=root --log-queries --log-facility=- --local=/test/ \
 		--address=/allowed.test/$NL_UP --address=/wild.test/$NL_UP \
 		--address=/evil.test/$NL_UP --address=/later.test/$NL_UP --address=/open.test/$NL_UP \
 		--address=/rebind.test/127.0.0.1 --address=/rebind10.test/10.0.0.5 \
 		--address=/gwself.test/198.51.100.1 --address=/sbnet.test/10.231.0.2 \
 		--txt-record=allowed.test,leak 2>"$NLD/dnsmasq.log" &
 	NL_PIDS+=($!)
+	# counters of stray packets: anything from a sandbox address that arrives
+	# in U, that T routes, or that T's own stack takes in other than the
+	# gateway's DNS and proxy ports (they count only; paddock's drops come first)
+	inU nft -f - <<'NFT' || return 1
+table ip lab {
+	chain pre { type filter hook prerouting priority -400; policy accept; ip saddr 10.231.0.0/16 counter; }
+}
+NFT
+	inT nft -f - <<'NFT' || return 1
+table ip lab {
+	chain routed { type filter hook forward priority 10; policy accept; ip saddr 10.231.0.0/16 counter; ip daddr 10.231.0.0/16 counter; }
+	chain stack {
+		type filter hook input priority 10; policy accept;
+		ip saddr 10.231.0.0/16 tcp dport != { 53, 3128, 3129 } counter
+		ip saddr 10.231.0.0/16 udp dport != 53 counter
+		ip saddr 10.231.0.0/16 meta l4proto != { tcp, udp } counter
+	}
+}
+NFT
 	nl_wait_tcp "$NL_U" "$NL_UP" 80 && nl_wait_tcp "$NL_U" "$NL_UP" 443 &&
 		nl_wait_tcp "$NL_U" "$NL_UP" 53 && nl_wait_tcp "$NL_U" "$NL_UP" 8080 &&
-		nl_wait_tcp "$NL_T" 198.51.100.1 8022
+		nl_wait_tcp "$NL_T" 198.51.100.1 8022 || return 1
+	# the loggers start empty (the waits above connected)
+	sleep 0.2
+	: >"$NLD/saw.T"
+	: >"$NLD/saw.U"
+}
+
+# nl_stray: how many stray packets the lab's counters saw (0: none)
+nl_stray() {
+	{ inU nft list table ip lab; inT nft list table ip lab; } 2>/dev/null |
+		grep -o 'packets [0-9]*' | awk '{ n += $2 } END { print n + 0 }'
 }
 
 nl_saw() { cat "$NLD"/saw.* 2>/dev/null | grep "^$1 "; }
@@ -155,16 +243,17 @@ nl_dns_queries() { grep -E 'query\[' "$NLD/dnsmasq.log" 2>/dev/null | tr 'A-Z' '
 nl_leftovers() {
 	ip -n "$NL_T" -o link show 2>/dev/null | awk -F': ' '$2 ~ /^pd/ { sub("@.*", "", $2); print "veth " $2 }'
 	inT nft list tables 2>/dev/null | grep -x 'table inet paddock'
-	local p
+	local p tns
+	[ -n "${NL_GATEWAY_STAYS:-}" ] && return 0
+	tns=$(inT readlink /proc/self/ns/net)
 	for p in /proc/[0-9]*; do
-		[ "$(readlink "$p/exe" 2>/dev/null)" = "$(readlink -f "$NL_EGRESS")" ] || continue
-		[ "$(readlink "$p/ns/net" 2>/dev/null)" = "$(inT readlink /proc/self/ns/net)" ] &&
-			echo "paddock-egress process ${p#/proc/}"
+		case $(readlink "$p/exe" 2>/dev/null) in */paddock-egress | */paddock-egress" (deleted)") ;; *) continue ;; esac
+		[ "$(readlink "$p/ns/net" 2>/dev/null)" = "$tns" ] && echo "paddock-egress process ${p#/proc/}"
 	done
 }
 nl_clean() {
-	local left i
-	for i in $(seq 10); do
+	local left
+	for _ in $(seq 10); do
 		left=$(nl_leftovers)
 		[ -z "$left" ] && break
 		sleep 0.3
