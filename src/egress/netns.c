@@ -484,9 +484,26 @@ static unsigned long long proc_starttime(pid_t pid)
 	return strtoull(p + 1, NULL, 10);
 }
 
+/* Is the process a zombie (or dead) already? Its /proc entry and start
+ * time outlive it until it is reaped, but it holds nothing any more. */
+static bool proc_exited(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X' || p[2] == 'x';
+}
+
 static bool owner_alive(const struct link_info *li)
 {
-	return li->start != 0 && proc_starttime(li->pid) == li->start;
+	return li->start != 0 && proc_starttime(li->pid) == li->start && !proc_exited(li->pid);
 }
 
 static bool name_char(char c)
