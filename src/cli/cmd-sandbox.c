@@ -114,6 +114,9 @@ static json_t *request(json_t *req, int *fd_out, int *rc)
 {
 	struct pd_err err = { 0 };
 	*rc = EXIT_PADDOCK;
+	/* a daemon that closes on us (too many clients, a restart) is an
+	 * error to report, not a SIGPIPE that kills us without a word */
+	signal(SIGPIPE, SIG_IGN);
 	int fd = daemon_connect(&err);
 	if (fd < 0) {
 		json_decref(req);
@@ -129,8 +132,13 @@ static json_t *request(json_t *req, int *fd_out, int *rc)
 	if (s)
 		explicit_bzero(s, strlen(s)); /* it may carry secret values */
 	free(s);
-	if (r == 0)
-		r = pd_frame_read(fd, &type, &data, &len);
+	/* a daemon that refuses us may have closed before reading the
+	 * request, leaving its reason to read */
+	if (r == 0 || r == -EPIPE || r == -ECONNRESET) {
+		int r2 = pd_frame_read(fd, &type, &data, &len);
+		if (r == 0 || r2 == 0)
+			r = r2;
+	}
 	if (r < 0 || type != PD_FR_JSON) {
 		if (r == -EPIPE || r == -ECONNRESET || r == -EIO)
 			cli_errorf("daemon: paddockd closed the connection without an answer (did it "
@@ -365,6 +373,20 @@ static json_t *read_sandbox_secrets(const char *name, const char *override_name,
 		return NULL;
 	json_t *list = json_object_get(ans, "secrets"), *x;
 	size_t i, n = json_array_size(list);
+	if (override_name) {
+		bool known = false;
+		json_array_foreach(list, i, x) {
+			const char *nm = json_string_value(json_object_get(x, "name"));
+			known |= nm && !strcmp(nm, override_name);
+		}
+		if (!known) {
+			cli_errorf("secrets set: sandbox '%s' has no secret named '%s' (paddock "
+				   "secrets %s lists them)", name, override_name, name);
+			json_decref(ans);
+			*rc = 1;
+			return NULL;
+		}
+	}
 	struct spec tmp;
 	spec_init(&tmp);
 	tmp.secrets = calloc(n + 1, sizeof *tmp.secrets);

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -112,7 +113,7 @@ void client_error(struct client *c, int code, const char *fmt, ...)
 	(void)closing;
 }
 
-static void client_frame(struct client *c, int type, const char *data, size_t len)
+static void client_frame(struct client *c, int type, char *data, size_t len)
 {
 	if (c->mode == CL_REQUEST) {
 		if (type != PD_FR_JSON) {
@@ -121,6 +122,9 @@ static void client_frame(struct client *c, int type, const char *data, size_t le
 		}
 		json_error_t je;
 		json_t *req = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+		/* the request may carry secret values: no copy outlives parsing
+		 * (the handlers fork workers and sessions from this process) */
+		explicit_bzero((void *)data, len);
 		if (!req || !json_is_object(req)) {
 			json_decref(req);
 			client_error(c, 2, "protocol: the request is not a JSON object: %s",
@@ -209,8 +213,18 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct daemon *d = ctx;
 	struct ucred cred;
 	socklen_t cl = sizeof cred;
-	if (d->n_clients >= PD_MAX_CLIENTS ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0) {
+	if (d->n_clients >= PD_MAX_CLIENTS) {
+		/* say why before closing (a new socket's buffer takes it whole) */
+		static const char msg[] = "{\"ok\":false,\"error\":\"paddockd is serving too many "
+					  "connections; try again later\",\"code\":1}";
+		uint8_t hdr[PD_FRAME_HDR];
+		pd_frame_hdr(hdr, PD_FR_JSON, sizeof msg - 1);
+		struct iovec iov[2] = { { hdr, sizeof hdr }, { (void *)msg, sizeof msg - 1 } };
+		(void)!writev(fd, iov, 2);
+		close(fd);
+		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0) {
 		close(fd);
 		return;
 	}
@@ -370,6 +384,7 @@ _Noreturn static void job_child(struct job *j, int wfd)
 int job_run(struct job *j)
 {
 	int p[2];
+	pd_scrub_stack(); /* the child gets a copy of this process's memory */
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
 	pid_t pid = fork();

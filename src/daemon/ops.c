@@ -243,6 +243,16 @@ static int egress_ensure(struct daemon *d, struct pd_err *err)
  * value, every secret of the spec), handed to the gateway, then wiped here.
  * Placeholders stay the same across rotations and restarts of the daemon's
  * memory of them. Sets the CA and the variables for the next start. */
+/* Zero the values in a request's "secrets" object once they were used. */
+static void wipe_values(json_t *values)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(values, k, v)
+		if (json_is_string(v))
+			explicit_bzero((char *)json_string_value(v), json_string_length(v));
+}
+
 static int secrets_give(struct dsb *s, json_t *values, struct pd_err *err)
 {
 	for (size_t i = 0; i < s->spec.n_secrets; i++)
@@ -265,6 +275,7 @@ static int secrets_give(struct dsb *s, json_t *values, struct pd_err *err)
 			r = pd_err_set(err, ENOMEM, "secrets", "out of memory");
 	}
 	pd_secrets_wipe(&sec);
+	wipe_values(values);
 	return r;
 }
 

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "common/err.h"
+#include "common/wipe.h"
 #include "egress/netns.h"
 #include "spec/spec.h"
 

@@ -93,6 +93,8 @@ static int read_cmd(const char *cmd, char **out, size_t *len)
 	if (r == 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
 		explicit_bzero(*out, *len);
 		free(*out);
+		*out = NULL; /* the caller's pointer: nothing left to free */
+		*len = 0;
 		return -EIO;
 	}
 	return r;

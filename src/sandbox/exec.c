@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/wipe.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/internal.h"
 
@@ -241,6 +242,7 @@ int sandbox_exec(struct sandbox *sb, const struct sandbox_exec *x, struct sandbo
 	}
 	struct clone_args ca = { .flags = CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)&pidfd,
 				 .exit_signal = SIGCHLD };
+	pd_scrub_stack(); /* the shim lives as long as the session */
 	pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
 	if (pid < 0) {
 		r = pd_err_errno(err, "exec", "fork");
