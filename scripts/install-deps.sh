@@ -11,7 +11,7 @@ packages="
 	clang libclang-rt-14-dev
 	git bubblewrap mmdebstrap busybox-static hyperfine
 	iproute2 nftables uidmap python3 util-linux
-	tinyproxy squid curl dnsmasq-base openssl
+	tinyproxy squid mitmproxy curl dnsmasq-base openssl
 "
 
 if [ "$(id -u)" -ne 0 ]; then
