@@ -629,13 +629,37 @@ static bool json_flag(int argc, char **argv, int from, const char *flag)
 
 int cmd_ls(int argc, char **argv)
 {
-	bool js = json_flag(argc, argv, 1, "--json");
+	bool js = json_flag(argc, argv, 1, "--json"), images = json_flag(argc, argv, 1, "--images");
 	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--json")) {
-			cli_errorf("ls: unknown option '%s' (usage: paddock ls [--json])", argv[i]);
+		if (strcmp(argv[i], "--json") && strcmp(argv[i], "--images")) {
+			cli_errorf("ls: unknown option '%s' (usage: paddock ls [--images] [--json])",
+				   argv[i]);
 			return 2;
 		}
 	int rc;
+	if (images) { /* the images named sandboxes were made from (the daemon's record) */
+		json_t *ans = request(json_pack("{s:s}", "op", "images"), NULL, &rc);
+		if (!ans)
+			return rc;
+		json_t *a = json_object_get(ans, "images"), *x;
+		size_t i;
+		if (js) {
+			char *t = json_dumps(a, JSON_INDENT(2));
+			puts(t ? t : "[]");
+			free(t);
+		} else {
+			printf("%-6s %8s  %s\n", "USES", "LAST", "IMAGE");
+			json_array_foreach(a, i, x) {
+				char age[24];
+				fmt_age(json_integer_value(json_object_get(x, "last_used")), age, sizeof age);
+				printf("%-6lld %8s  %s\n",
+				       (long long)json_integer_value(json_object_get(x, "uses")), age,
+				       json_string_value(json_object_get(x, "path")));
+			}
+		}
+		json_decref(ans);
+		return 0;
+	}
 	json_t *ans = request(json_pack("{s:s}", "op", "ls"), NULL, &rc);
 	if (!ans)
 		return rc;

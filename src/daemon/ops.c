@@ -561,6 +561,8 @@ static void started(struct dsb *s)
 	free(s->row.image);
 	s->row.image = strdup(s->spec.image);
 	save_row(s);
+	struct pd_err ierr;
+	pd_state_image_used(s->d->st, s->spec.image, &ierr);
 	watch_pid1(s);
 	open_log(s);
 	struct pd_err err;
@@ -1037,6 +1039,18 @@ static int count_fds(void)
 	return n - 3; /* ., .., and the directory's own fd */
 }
 
+/* The images sandboxes were made from, most recently used first. */
+static void op_images(struct client *c, json_t *req)
+{
+	struct pd_err err;
+	char buf[1200];
+	json_t *a = pd_state_images(c->d->st, &err);
+	if (!a)
+		return client_error(c, 1, "%s", pd_err_format(&err, buf, sizeof buf));
+	client_reply(c, json_pack("{s:b, s:o}", "ok", 1, "images", a));
+	client_close(c);
+}
+
 static void op_status(struct client *c, json_t *req)
 {
 	size_t nsb = 0, nsess = 0, live = 0, rsb = 0, rsess = 0;
@@ -1426,6 +1440,7 @@ void op_dispatch(struct client *c, json_t *req)
 		{ "sessions", op_sessions }, { "ls", op_ls },     { "logs", op_logs },
 		{ "events", op_events }, { "status", op_status },
 		{ "allow", op_allow },   { "net", op_net },
+		{ "images", op_images },
 		{ "secret-sources", op_sources }, { "secrets", op_secrets },
 		{ "secrets-set", op_secret_set },
 	};

@@ -31,7 +31,7 @@
 #include "spec/spec.h"
 
 #define ST_LAYER "state"
-#define ST_SCHEMA_VERSION 1
+#define ST_SCHEMA_VERSION 2
 #define ST_BUSY_MS 5000
 #define ST_NAME_MAX 64                    /* [a-z0-9][a-z0-9-]{0,63} */
 #define ST_KIND_MAX 64                    /* an event's kind */
@@ -78,6 +78,14 @@ static const char *const migrations[] = {
 	" detail TEXT NOT NULL);"
 	"CREATE INDEX events_sandbox_id ON events (sandbox, id);"
 	"PRAGMA user_version = 1;",
+	/* 1 -> 2: the images sandboxes were made from (the cache itself is the
+	 * directory tree under /var/lib/paddock/images). */
+	"CREATE TABLE images ("
+	" path TEXT PRIMARY KEY,"
+	" first_used INTEGER NOT NULL,"
+	" last_used INTEGER NOT NULL,"
+	" uses INTEGER NOT NULL DEFAULT 0);"
+	"PRAGMA user_version = 2;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == ST_SCHEMA_VERSION,
 	       "one migration per schema version");
@@ -104,6 +112,8 @@ enum stmt_id {
 	S_EV_ALL,
 	S_EV_ONE,
 	S_COUNTS,
+	S_IMAGE_USED,
+	S_IMAGE_LIST,
 	S__COUNT,
 };
 
@@ -135,6 +145,9 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_EV_ONE] = "SELECT " EV_COLS " FROM events WHERE sandbox = ?3 AND id > ?1"
 		     " ORDER BY id LIMIT ?2",
 	[S_COUNTS] = "SELECT (SELECT COUNT(*) FROM sandboxes), (SELECT COUNT(*) FROM sessions)",
+	[S_IMAGE_USED] = "INSERT INTO images (path, first_used, last_used, uses) VALUES (?1, ?2, ?2, 1)"
+			 " ON CONFLICT(path) DO UPDATE SET last_used = ?2, uses = uses + 1",
+	[S_IMAGE_LIST] = "SELECT path, first_used, last_used, uses FROM images ORDER BY last_used DESC",
 };
 
 struct pd_state {
@@ -1008,4 +1021,40 @@ int pd_state_counts(struct pd_state *st, size_t *sandboxes, size_t *sessions,
 	if (sessions)
 		*sessions = (size_t)sqlite3_column_int64(s, 1);
 	return 0;
+}
+
+int pd_state_image_used(struct pd_state *st, const char *path, struct pd_err *err)
+{
+	_cleanup_reset_ sqlite3_stmt *s = NULL;
+	int ret = stmt_get(st, S_IMAGE_USED, &s, err);
+	if (ret < 0)
+		return ret;
+	if (!path || !*path)
+		return pd_err_set(err, EINVAL, ST_LAYER, "image: empty path");
+	sqlite3_bind_text(s, 1, path, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)time(NULL));
+	if (sqlite3_step(s) != SQLITE_DONE)
+		return sql_fail(st->db, err, "cannot record the use of image %s", path);
+	return 0;
+}
+
+json_t *pd_state_images(struct pd_state *st, struct pd_err *err)
+{
+	_cleanup_reset_ sqlite3_stmt *s = NULL;
+	if (stmt_get(st, S_IMAGE_LIST, &s, err) < 0)
+		return NULL;
+	json_t *a = json_array();
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I}", "path",
+						   (const char *)sqlite3_column_text(s, 0), "first_used",
+						   (json_int_t)sqlite3_column_int64(s, 1), "last_used",
+						   (json_int_t)sqlite3_column_int64(s, 2), "uses",
+						   (json_int_t)sqlite3_column_int64(s, 3)));
+	if (rc != SQLITE_DONE) {
+		json_decref(a);
+		sql_fail(st->db, err, "cannot list images");
+		return NULL;
+	}
+	return a;
 }

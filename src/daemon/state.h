@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "common/err.h"
 
 struct pd_state;
@@ -109,6 +111,12 @@ int pd_state_event(struct pd_state *st, const char *sandbox, const char *kind,
 int pd_state_events(struct pd_state *st, const char *sandbox, int64_t after_id, size_t limit,
 		    struct pd_event_row **out, size_t *n, struct pd_err *err);
 void pd_event_rows_free(struct pd_event_row *rows, size_t n);
+
+/* Images: record that a sandbox was made from path (its row: first and
+ * last use, number of uses); list them, most recently used first, as a JSON
+ * array of {path, first_used, last_used, uses} (NULL on error). */
+int pd_state_image_used(struct pd_state *st, const char *path, struct pd_err *err);
+json_t *pd_state_images(struct pd_state *st, struct pd_err *err);
 
 /* Row counts, for leak tests: sandboxes, sessions. */
 int pd_state_counts(struct pd_state *st, size_t *sandboxes, size_t *sessions,

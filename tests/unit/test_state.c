@@ -196,7 +196,7 @@ static void test_wal_and_schema(void **state)
 	assert_string_equal(mode, "wal");
 	free(mode);
 	char *ver = side_query(f->path, "PRAGMA user_version");
-	assert_string_equal(ver, "1");
+	assert_string_equal(ver, "2");
 	free(ver);
 	char *idx = side_query(f->path, "SELECT sql FROM sqlite_master WHERE type = 'index' AND "
 					"tbl_name = 'events' AND sql IS NOT NULL");
@@ -204,8 +204,57 @@ static void test_wal_and_schema(void **state)
 	free(idx);
 	char *tables = side_query(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM "
 					   "sqlite_master WHERE type = 'table' ORDER BY name)");
-	assert_string_equal(tables, "events,sandboxes,sessions,sqlite_sequence");
+	assert_string_equal(tables, "events,images,sandboxes,sessions,sqlite_sequence");
 	free(tables);
+}
+
+/* A version-1 database (before images) is migrated, its rows kept. */
+static void test_migrate_from_v1(void **state)
+{
+	struct fx *f = *state;
+	char dbdir[PATH_MAX + 8];
+	snprintf(dbdir, sizeof dbdir, "%s/db", f->dir);
+	assert_int_equal(mkdir(dbdir, 0700), 0);
+	side_exec(f->path,
+		  "CREATE TABLE sandboxes (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
+		  " state INTEGER NOT NULL, spec_yaml TEXT, image TEXT, repo_dir TEXT,"
+		  " base_commit TEXT, slot INTEGER UNIQUE NOT NULL, pid INTEGER NOT NULL DEFAULT 0,"
+		  " pid_start INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL DEFAULT 0,"
+		  " started_at INTEGER NOT NULL DEFAULT 0, owner TEXT);"
+		  "CREATE TABLE sessions (sandbox_id INTEGER NOT NULL REFERENCES sandboxes(id) ON DELETE"
+		  " CASCADE, num INTEGER NOT NULL, argv_json TEXT NOT NULL, tty INTEGER NOT NULL"
+		  " DEFAULT 0, state INTEGER NOT NULL, pid INTEGER NOT NULL DEFAULT 0, exit_code"
+		  " INTEGER NOT NULL DEFAULT 0, started_at INTEGER NOT NULL DEFAULT 0, ended_at"
+		  " INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (sandbox_id, num));"
+		  "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL,"
+		  " sandbox TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);"
+		  "CREATE INDEX events_sandbox_id ON events (sandbox, id);"
+		  "INSERT INTO sandboxes (name, state, slot) VALUES ('old', 2, 0);"
+		  "PRAGMA user_version = 1;");
+	open_ok(f);
+	char *ver = side_query(f->path, "PRAGMA user_version");
+	assert_string_equal(ver, "2");
+	free(ver);
+	struct pd_sb_row r = { 0 };
+	struct pd_err err;
+	assert_int_equal(pd_state_sb_get(f->st, "old", &r, &err), 0);
+	pd_sb_row_free(&r);
+	/* images: one row per path, uses counted */
+	assert_int_equal(pd_state_image_used(f->st, "/img/a", &err), 0);
+	assert_int_equal(pd_state_image_used(f->st, "/img/a", &err), 0);
+	assert_int_equal(pd_state_image_used(f->st, "/img/b", &err), 0);
+	assert_true(pd_state_image_used(f->st, "", &err) < 0);
+	json_t *imgs = pd_state_images(f->st, &err);
+	assert_non_null(imgs);
+	assert_int_equal(json_array_size(imgs), 2);
+	json_t *x;
+	size_t i;
+	json_int_t uses_a = 0;
+	json_array_foreach(imgs, i, x)
+		if (!strcmp(json_string_value(json_object_get(x, "path")), "/img/a"))
+			uses_a = json_integer_value(json_object_get(x, "uses"));
+	assert_int_equal(uses_a, 2);
+	json_decref(imgs);
 }
 
 static void test_reopen_keeps_data(void **state)
@@ -642,6 +691,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sessions, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_events, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_newer_version_refused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_from_v1, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_file_checks, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
