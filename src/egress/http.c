@@ -1,7 +1,8 @@
 /* http.c: a strict, bounded parser for HTTP/1.x request heads (RFC 9112).
  *
- * The gateway only needs the request line and the Host header to decide,
- * and then relays the bytes blindly, so this is not a general HTTP parser:
+ * The gateway needs the request line, the Host header and the body's
+ * framing of every request (to decide each one and find the next), not
+ * more, so this is not a general HTTP parser:
  * it rejects anything ambiguous (bare LF, folding, duplicate Host, space
  * before a colon) rather than guess how the origin server will read it. */
 #include "egress/http.h"
@@ -329,6 +330,7 @@ int http_body_init(const char *buf, const struct http_head *h, struct http_body 
 				return body_fail(b, "Transfer-Encoding does not end in chunked");
 		} else if (header_is(p, ll, "upgrade", &v, &vl)) {
 			b->upgrade = true;
+			b->websocket = vl == 9 && strncasecmp(v, "websocket", 9) == 0;
 		} else if (header_is(p, ll, "expect", &v, &vl)) {
 			b->expect_continue = vl == 12 && strncasecmp(v, "100-continue", 12) == 0;
 		}

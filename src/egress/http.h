@@ -59,6 +59,7 @@ enum http_body_kind { HTTP_BODY_NONE, HTTP_BODY_LENGTH, HTTP_BODY_CHUNKED };
 struct http_body {
 	enum http_body_kind kind;
 	bool upgrade;       /* an Upgrade header: what follows this request is opaque */
+	bool websocket;     /* ... and its value is "websocket" */
 	bool expect_continue; /* Expect: 100-continue: the client waits for the head's answer */
 	bool done;          /* the body (if any) is complete */
 	uint64_t remaining; /* LENGTH: bytes left; CHUNKED: of the current chunk */
@@ -83,9 +84,12 @@ long http_body_walk(struct http_body *b, const char *buf, size_t len);
 /* Write the head of an absolute-form request as the origin server should
  * get it: origin-form target, Host from the target, proxy and hop-by-hop
  * headers (Proxy-*, Connection, Keep-Alive) dropped, "Connection: close"
- * (later requests on the client's connection may be for another host, and
- * the relay after the head is blind). Returns the length, or -1 if out
- * (outcap >= HTTP_REWRITE_MAX suffices) is too small. */
+ * (a proxy client reuses its connection for other hosts, which must not
+ * ride on this upstream connection: the gateway answers those 421, so the
+ * upstream closes after one answer and the client opens a new one).
+ * Called for every request head of the connection (mitm.c, plain mode).
+ * Returns the length, or -1 if out (outcap >= HTTP_REWRITE_MAX suffices)
+ * is too small. */
 int http_rewrite_forward(const char *buf, const struct http_head *h, char *out, size_t outcap);
 
 /* Split "host[:port]" / "[v6][:port]". host (hostcap bytes) receives the

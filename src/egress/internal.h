@@ -129,6 +129,17 @@ int egress_secret_blocked_body(const struct secret *s, const char *host, char *b
 struct mitm *egress_mitm_start(struct sandbox *sb, const char *host, int cfd, int ufd,
 			       const char *pre, size_t pre_len, void (*closed)(void *), void *arg,
 			       const char **why);
+/* The same for a plain HTTP connection to host:port, decided by its first
+ * request head (pre[0..pre_len): that head and what followed it), with the
+ * upstream connected (ufd): every request head on it is parsed and must be
+ * for host (421 and an event otherwise), bodies are followed by their
+ * framing, placeholders of secrets refused (never sent in clear). forward:
+ * the explicit proxy's absolute-URI requests, each rewritten to origin
+ * form, also for port. via: the "via" of its events. */
+struct mitm *egress_mitm_start_plain(struct sandbox *sb, const char *host, uint16_t port,
+				     bool forward, const char *via, int cfd, int ufd,
+				     const char *pre, size_t pre_len, void (*closed)(void *),
+				     void *arg, const char **why);
 void egress_mitm_free(struct mitm *m);
 void egress_mitm_result(const struct mitm *m, uint64_t *up, uint64_t *down, const char **error);
 

@@ -43,6 +43,25 @@
  *   nothing of the refused request goes on. Responses to earlier pipelined
  *   requests that had not arrived yet are lost with it.
  *
+ * PLAIN MODE (egress_mitm_start_plain): the same request processing for
+ * plain HTTP, transparent port 80, the explicit proxy's absolute-URI
+ * requests ("forward": each head rewritten to origin form by
+ * http_rewrite_forward) and plain HTTP inside a CONNECT tunnel; plain
+ * sockets on both sides, no handshakes. Every head must name the host the
+ * connection was decided for (421 and a "connect" deny event otherwise:
+ * no fronting of a denied name at an allowed one's address), the explicit
+ * proxy's also its port. Secrets are never injected in clear: a
+ * placeholder in a head or in the first SECRETS_BODY_SCAN bytes of a body
+ * is refused, as exfiltration when the host is not one of its hosts, and
+ * even to its own host (403, "use https"). Heads up to HTTP_HEAD_MAX. An
+ * Upgrade is honoured only on the connection's first request (so that the
+ * upstream's first answer is its answer), never for the explicit proxy:
+ * the client's next bytes wait until the upstream answered; a 101 to a
+ * websocket upgrade makes the rest opaque, any other final answer resumes
+ * parsing, a 101 to another protocol (h2c: requests for any host) is
+ * answered 502. A client's half-close is passed on once its requests are
+ * out.
+ *
  * EVENTS: "exfiltration" for each blocked request; "inject" once per
  * connection and secret (the first request that carried it: a keep-alive
  * connection with 1000 requests is one event), while secrets-stats counts
@@ -316,11 +335,18 @@ int egress_secret_blocked_body(const struct secret *s, const char *host, char *b
 
 /* --- the connection --- */
 
-enum mstate { M_HS_CLIENT, M_HS_UPSTREAM, M_HEAD, M_BODY, M_OPAQUE, M_CLOSING };
+enum mstate { M_HS_CLIENT, M_HS_UPSTREAM, M_HEAD, M_BODY, M_OPAQUE, M_UPGRADE, M_CLOSING };
 
 struct mitm {
 	struct sandbox *sb;
 	char host[EGRESS_NAME_MAX + 1];
+	uint16_t port;
+	bool plain, forward;         /* plain mode; the explicit proxy's requests */
+	const char *via;             /* plain mode: for events */
+	size_t head_max;
+	uint64_t requests;           /* heads forwarded */
+	bool websocket;              /* M_UPGRADE: the request asked for websocket */
+	bool cl_eof, up_shut;        /* plain mode: the client half-closed; passed on */
 	int ufd;
 	struct bufferevent *cl, *up; /* plaintext sides: client, upstream */
 	enum mstate st;
@@ -422,6 +448,8 @@ static void block(struct mitm *m, struct secret *s, const char *where)
 static void injected(struct mitm *m, uint64_t mask)
 {
 	struct secret_set *set = m->sb->secrets;
+	if (!mask || !set)
+		return;
 	if (m->reported_gen != set->generation) {
 		m->reported_gen = set->generation;
 		m->reported = 0;
@@ -444,17 +472,94 @@ static void wipe_cleanup(const void *data, size_t len, void *extra)
 	secret_wipe_free((void *)data);
 }
 
-/* A placeholder, in buf, of a secret m->host may not receive. */
-static struct secret *find_foreign(struct mitm *m, const char *buf, size_t len)
+/* A placeholder, in buf, of a secret m->host may not receive; in plain
+ * mode, else any placeholder (none goes in clear). *at: its offset. */
+static struct secret *find_bad(struct mitm *m, const char *buf, size_t len, size_t *at)
 {
-	size_t pos = 0;
-	struct secret *x;
+	size_t pos = 0, any_at = 0;
+	struct secret *x, *any = NULL;
 	while ((x = secret_find(m->sb->secrets, buf, len, &pos))) {
-		if (!secret_host_allowed(x, m->host))
+		if (!secret_host_allowed(x, m->host)) {
+			*at = pos;
 			return x;
+		}
+		if (m->plain && !any)
+			any = x, any_at = pos;
 		pos++;
 	}
-	return NULL;
+	*at = any_at;
+	return any;
+}
+
+/* A "connect" deny event for one request of a plain connection. */
+static void deny_event(struct mitm *m, const char *name, uint16_t port, const char *reason)
+{
+	if (!m->via)
+		return;
+	egress_emit(m->sb->eg,
+		    json_pack("{s:s, s:s, s:s, s:n, s:i, s:s, s:s, s:s, s:i, s:i, s:i}", "event",
+			      "connect", "sandbox", m->sb->name, "name", name, "addr", "port",
+			      (int)port, "via", m->via, "verdict", "deny", "reason", reason,
+			      "bytes_up", 0, "bytes_down", 0, "ms", 0));
+}
+
+/* Refuse a request that carries the placeholder of x. */
+static void refuse_secret(struct mitm *m, struct secret *x, const char *where)
+{
+	if (!secret_host_allowed(x, m->host)) {
+		block(m, x, where);
+		return;
+	}
+	set_error(m, "secret placeholder over plain http");
+	drop_held(m);
+	deny_event(m, m->host, m->port, "secret placeholder over plain http");
+	answer(m, 403, "Forbidden",
+	       "paddock: the placeholder of secret %s is only replaced over https; use https://%s\n",
+	       x->name, m->host);
+}
+
+/* Is raw (a request's host as written) the connection's host? */
+static bool host_is(const struct mitm *m, const char *raw)
+{
+	char n[EGRESS_NAME_MAX + 1];
+	struct sockaddr_storage a, b;
+	if (egress_ip_literal(m->host, &a)) {
+		if (!egress_ip_literal(raw, &b) || a.ss_family != b.ss_family)
+			return false;
+		if (a.ss_family == AF_INET)
+			return memcmp(&((struct sockaddr_in *)&a)->sin_addr,
+				      &((struct sockaddr_in *)&b)->sin_addr, 4) == 0;
+		return memcmp(&((struct sockaddr_in6 *)&a)->sin6_addr,
+			      &((struct sockaddr_in6 *)&b)->sin6_addr, 16) == 0;
+	}
+	return egress_name_normalize(raw, n, sizeof n) == 0 && strcmp(n, m->host) == 0;
+}
+
+/* 421: a request for another host (or port) than the connection's. */
+static void misdirected(struct mitm *m, const struct http_head *h)
+{
+	const char *asked = !host_is(m, h->host) || m->forward ? h->host : h->host_header;
+	uint16_t port = m->forward ? h->port : m->port;
+	char n[sizeof h->host];
+	const char *reason = "misdirected request";
+	if (egress_name_normalize(asked, n, sizeof n) == 0) {
+		const char *why;
+		if (!egress_ip_literal(n, &(struct sockaddr_storage){ 0 }) &&
+		    egress_policy_check(&m->sb->policy, n, &why) != EGRESS_ALLOW)
+			reason = why;
+	} else {
+		snprintf(n, sizeof n, "%s", asked);
+	}
+	set_error(m, "request for another host than %s", m->host);
+	deny_event(m, n, port, reason);
+	if (m->forward && port != m->port)
+		answer(m, 421, "Misdirected Request",
+		       "paddock: this connection is for %s port %u; a request for %s port %u cannot "
+		       "use it\n", m->host, m->port, asked, port);
+	else
+		answer(m, 421, "Misdirected Request",
+		       "paddock: this connection is for %s; a request for %s cannot use it\n", m->host,
+		       asked);
 }
 
 /* Returns false when m is closing (blocked). */
@@ -466,8 +571,9 @@ static bool scan_body(struct mitm *m, const char *p, size_t n)
 	struct secret *x;
 	memcpy(win, m->carry, m->carry_len);
 	memcpy(win + m->carry_len, p, head);
-	if ((x = find_foreign(m, win, m->carry_len + head)) || (x = find_foreign(m, p, k))) {
-		block(m, x, "body");
+	size_t at;
+	if ((x = find_bad(m, win, m->carry_len + head, &at)) || (x = find_bad(m, p, k, &at))) {
+		refuse_secret(m, x, "body");
 		return false;
 	}
 	/* keep the last bytes seen for a placeholder across reads */
@@ -489,24 +595,23 @@ static bool do_head(struct mitm *m, struct evbuffer *in, struct evbuffer *out)
 {
 	struct http_head h;
 	struct secret_scan sc;
-	char hn[EGRESS_NAME_MAX + 1], hh[EGRESS_NAME_MAX + 1];
 	if (!m->in_head) {
 		m->in_head = true;
 		m->phase_t0 = egress_now_ms();
 		arm(m, 1000);
 	}
 	struct evbuffer_ptr e = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-	if (e.pos < 0 || (size_t)e.pos + 4 > HTTP_HEAD_MAX_INTERCEPT) {
-		if (e.pos >= 0 || evbuffer_get_length(in) >= HTTP_HEAD_MAX_INTERCEPT) {
+	if (e.pos < 0 || (size_t)e.pos + 4 > m->head_max) {
+		if (e.pos >= 0 || evbuffer_get_length(in) >= m->head_max) {
 			set_error(m, "request head too large");
 			answer(m, 431, "Request Header Fields Too Large",
-			       "paddock: request head larger than %d bytes\n", HTTP_HEAD_MAX_INTERCEPT);
+			       "paddock: request head larger than %zu bytes\n", m->head_max);
 		}
 		return false;
 	}
 	size_t hl = (size_t)e.pos + 4;
 	const char *p = (const char *)evbuffer_pullup(in, (ssize_t)hl);
-	int r = p ? http_parse_head_max(p, hl, HTTP_HEAD_MAX_INTERCEPT, &h) : -503;
+	int r = p ? http_parse_head_max(p, hl, m->head_max, &h) : -503;
 	if (r <= 0) {
 		set_error(m, "bad request: %s", r < 0 && h.error ? h.error : "incomplete");
 		answer(m, 400, "Bad Request", "paddock: bad request: %s\n",
@@ -514,17 +619,21 @@ static bool do_head(struct mitm *m, struct evbuffer *in, struct evbuffer *out)
 		return false;
 	}
 	if (h.form == HTTP_AUTHORITY) {
-		set_error(m, "CONNECT inside an intercepted connection");
-		answer(m, 400, "Bad Request", "paddock: CONNECT inside a TLS connection\n");
+		set_error(m, "CONNECT inside a connection in use");
+		answer(m, 400, "Bad Request", m->plain ? "paddock: CONNECT on a connection in use\n"
+						       : "paddock: CONNECT inside a TLS connection\n");
 		return false;
 	}
-	if (egress_name_normalize(h.host, hn, sizeof hn) < 0 || strcmp(hn, m->host) != 0 ||
-	    (h.has_host_header &&
-	     (egress_name_normalize(h.host_header, hh, sizeof hh) < 0 || strcmp(hh, m->host) != 0))) {
-		set_error(m, "request for another host than %s", m->host);
-		answer(m, 421, "Misdirected Request",
-		       "paddock: this connection is for %s; a request for %s cannot use it\n", m->host,
-		       h.has_host_header ? h.host_header : h.host);
+	if (m->forward && h.form != HTTP_ABSOLUTE) {
+		set_error(m, "bad request: not a proxy request");
+		answer(m, 400, "Bad Request",
+		       "paddock: this is a proxy: send CONNECT or an absolute http:// URI\n");
+		return false;
+	}
+	/* The explicit proxy's Host header is replaced by the URI's host. */
+	if (!host_is(m, h.host) || (m->forward && h.port != m->port) ||
+	    (!m->forward && h.has_host_header && !host_is(m, h.host_header))) {
+		misdirected(m, &h);
 		return false;
 	}
 	if (http_body_init(p, &h, &m->body) < 0) {
@@ -532,21 +641,51 @@ static bool do_head(struct mitm *m, struct evbuffer *in, struct evbuffer *out)
 		answer(m, 400, "Bad Request", "paddock: bad request: %s\n", m->body.error);
 		return false;
 	}
-	r = secret_scan_head(m->sb->secrets, m->host, p, hl, &sc);
-	if (r < 0) {
-		answer(m, 503, "Service Unavailable", "paddock: out of memory\n");
-		return false;
+	if (m->plain) {
+		/* an Upgrade only where the upstream's answer to it can be told */
+		m->websocket = m->body.websocket;
+		if (m->forward || m->requests > 0 || !m->body.done)
+			m->body.upgrade = false;
+		size_t at;
+		struct secret *x = find_bad(m, p, hl, &at);
+		if (x) {
+			refuse_secret(m, x, at < (size_t)((const char *)memchr(p, '\r', hl) - p)
+						    ? "url" : "header");
+			return false;
+		}
+		memset(&sc, 0, sizeof sc);
+		if (m->forward) {
+			int n = (sc.out = malloc(HTTP_REWRITE_MAX))
+					? http_rewrite_forward(p, &h, sc.out, HTTP_REWRITE_MAX) : -1;
+			if (n < 0) {
+				secret_scan_done(&sc);
+				set_error(m, "bad request: head too large to forward");
+				answer(m, 431, "Request Header Fields Too Large",
+				       "paddock: request head too large to forward\n");
+				return false;
+			}
+			sc.out_len = (size_t)n;
+		}
+	} else {
+		r = secret_scan_head(m->sb->secrets, m->host, p, hl, &sc);
+		if (r < 0) {
+			answer(m, 503, "Service Unavailable", "paddock: out of memory\n");
+			return false;
+		}
+		if (r == 1) {
+			block(m, sc.blocked, sc.where);
+			return false;
+		}
 	}
-	if (r == 1) {
-		block(m, sc.blocked, sc.where);
-		return false;
-	}
+	m->requests++;
 	m->in_head = false;
 	arm(m, EGRESS_IDLE_TIMEOUT / 5 * 1000);
 	m->scan_left = 0;
 	m->carry_len = 0;
 	if (!m->body.done && !m->body.upgrade)
-		m->scan_left = secret_set_guards(m->sb->secrets, m->host) ? SECRETS_BODY_SCAN : 0;
+		m->scan_left = secret_set_guards(m->sb->secrets, m->host) ||
+				       (m->plain && m->sb->secrets && m->sb->secrets->n)
+				       ? SECRETS_BODY_SCAN : 0;
 	if (m->scan_left && !m->body.expect_continue) {
 		/* hold the head back until the body's start is searched */
 		if (!sc.out && (sc.out = malloc(hl)))
@@ -575,7 +714,7 @@ static bool do_head(struct mitm *m, struct evbuffer *in, struct evbuffer *out)
 		m->bytes_up += hl;
 	}
 	if (m->body.upgrade)
-		m->st = M_OPAQUE;
+		m->st = m->plain ? M_UPGRADE : M_OPAQUE;
 	else if (!m->body.done)
 		m->st = M_BODY;
 	return true;
@@ -629,6 +768,18 @@ static bool do_body(struct mitm *m, struct evbuffer *in, struct evbuffer *out)
 	return true;
 }
 
+/* Plain mode: the client half-closed; once all it sent is out, so does
+ * the upstream side (its answers still come back). */
+static void maybe_shut(struct mitm *m)
+{
+	if (!m->cl_eof || m->up_shut || !m->up || m->st == M_CLOSING ||
+	    evbuffer_get_length(bufferevent_get_input(m->cl)) ||
+	    evbuffer_get_length(bufferevent_get_output(m->up)))
+		return;
+	m->up_shut = true;
+	shutdown(bufferevent_getfd(m->up), SHUT_WR);
+}
+
 /* Move what the client sent, request by request. */
 static void process(struct mitm *m)
 {
@@ -636,8 +787,10 @@ static void process(struct mitm *m)
 	while (m->st == M_HEAD || m->st == M_BODY || m->st == M_OPAQUE) {
 		struct evbuffer *out = bufferevent_get_output(m->up);
 		size_t avail = evbuffer_get_length(in);
-		if (avail == 0)
+		if (avail == 0) {
+			maybe_shut(m);
 			return;
+		}
 		if (evbuffer_get_length(out) >= MITM_OUT_HWM) {
 			m->paused_cl = true;
 			bufferevent_disable(m->cl, EV_READ);
@@ -692,17 +845,66 @@ static void cl_write_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* Plain mode, M_UPGRADE: the upstream's answer to the connection's first
+ * request, which asked for an Upgrade. Its heads are held in in until
+ * complete; interim ones pass. Returns 1 to relay in (the state may have
+ * changed), 0 to wait, -1 when m is closing. */
+static int upgrade_answer(struct mitm *m, struct evbuffer *in, struct evbuffer *out)
+{
+	for (;;) {
+		struct evbuffer_ptr e = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+		char line[13];
+		int status = 0;
+		if (e.pos < 0) {
+			if (evbuffer_get_length(in) < HTTP_HEAD_MAX)
+				return 0;
+		} else if (evbuffer_copyout(in, line, 12) == 12 && memcmp(line, "HTTP/1.", 7) == 0 &&
+			   line[8] == ' ' && line[9] >= '1' && line[9] <= '5' && line[10] >= '0' &&
+			   line[10] <= '9' && line[11] >= '0' && line[11] <= '9') {
+			status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+		}
+		if (status == 0) {
+			set_error(m, "bad answer from the upstream to an upgrade");
+			answer(m, 502, "Bad Gateway", "paddock: bad answer from %s to an upgrade\n",
+			       m->host);
+			return -1;
+		}
+		if (status == 101 && !m->websocket) {
+			set_error(m, "upstream switched to a protocol other than websocket");
+			answer(m, 502, "Bad Gateway",
+			       "paddock: %s switched protocols; over plain http only websocket is "
+			       "relayed\n", m->host);
+			return -1;
+		}
+		if (status >= 200 || status == 101) {
+			m->st = status == 101 ? M_OPAQUE : M_HEAD;
+			return 1;
+		}
+		m->bytes_down += (uint64_t)e.pos + 4; /* 100, 102, 103: interim */
+		evbuffer_remove_buffer(in, out, (size_t)e.pos + 4);
+	}
+}
+
 static void up_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct mitm *m = arg;
 	struct evbuffer *in = bufferevent_get_input(bev), *out = bufferevent_get_output(m->cl);
+	bool resume = false;
 	m->last_active = egress_now_ms();
+	if (m->st == M_UPGRADE) {
+		int r = upgrade_answer(m, in, out);
+		if (r <= 0)
+			return;
+		resume = true;
+	}
 	m->bytes_down += evbuffer_get_length(in);
 	evbuffer_add_buffer(out, in);
 	if (evbuffer_get_length(out) >= MITM_OUT_HWM) {
 		m->paused_up = true;
 		bufferevent_disable(bev, EV_READ);
 	}
+	if (resume)
+		process(m); /* the client's bytes that waited for the answer */
 }
 
 static void up_write_cb(struct bufferevent *bev, void *arg)
@@ -711,9 +913,12 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
 	m->last_active = egress_now_ms();
 	if (m->paused_cl) {
 		m->paused_cl = false;
-		bufferevent_enable(m->cl, EV_READ);
+		if (!m->cl_eof)
+			bufferevent_enable(m->cl, EV_READ);
 		process(m);
 	}
+	if (m->up)
+		maybe_shut(m);
 }
 
 static void up_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -773,6 +978,16 @@ static void start_upstream(struct mitm *m)
 static void cl_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct mitm *m = arg;
+	if (m->plain && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+		/* a half-close: the answers still go back to the client */
+		if (m->st == M_CLOSING)
+			return; /* the timer closes once the answer is out */
+		if (m->up) {
+			m->cl_eof = true;
+			maybe_shut(m);
+			return;
+		}
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		/* hold the client's requests until the upstream is verified */
 		bufferevent_disable(m->cl, EV_READ);
@@ -821,6 +1036,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		break;
 	case M_BODY:
 	case M_OPAQUE:
+	case M_UPGRADE:
 		break;
 	}
 	if (now - m->last_active >= EGRESS_IDLE_TIMEOUT * 1000ULL) {
@@ -846,6 +1062,7 @@ struct mitm *egress_mitm_start(struct sandbox *sb, const char *host, int cfd, in
 	m->ufd = ufd;
 	m->closed = closed;
 	m->arg = arg;
+	m->head_max = HTTP_HEAD_MAX_INTERCEPT;
 	snprintf(m->host, sizeof m->host, "%s", host);
 	m->phase_t0 = m->last_active = egress_now_ms();
 	if (!sb->ca || !(leaf = leaf_for(sb->ca, host))) {
@@ -898,6 +1115,68 @@ fail:
 	SSL_free(s);
 	if (under)
 		bufferevent_free(under);
+	if (cfd >= 0)
+		close(cfd);
+	if (m) {
+		m->closed = NULL;
+		egress_mitm_free(m);
+	} else if (ufd >= 0) {
+		close(ufd);
+	}
+	return NULL;
+}
+
+struct mitm *egress_mitm_start_plain(struct sandbox *sb, const char *host, uint16_t port,
+				     bool forward, const char *via, int cfd, int ufd,
+				     const char *pre, size_t pre_len, void (*closed)(void *),
+				     void *arg, const char **why)
+{
+	struct event_base *base = sb->eg->base;
+	struct mitm *m = calloc(1, sizeof *m);
+	*why = "out of resources";
+	if (!m)
+		goto fail;
+	m->sb = sb;
+	m->ufd = ufd;
+	m->closed = closed;
+	m->arg = arg;
+	m->plain = true;
+	m->forward = forward;
+	m->via = via;
+	m->port = port;
+	m->head_max = HTTP_HEAD_MAX;
+	snprintf(m->host, sizeof m->host, "%s", host);
+	m->phase_t0 = m->last_active = egress_now_ms();
+	if (!(m->timer = evtimer_new(base, timer_cb, m)) ||
+	    !(m->cl = bufferevent_socket_new(base, cfd, BEV_OPT_CLOSE_ON_FREE |
+							     BEV_OPT_DEFER_CALLBACKS)))
+		goto fail;
+	cfd = -1;
+	if (!(m->up = bufferevent_socket_new(base, ufd, BEV_OPT_CLOSE_ON_FREE |
+							      BEV_OPT_DEFER_CALLBACKS)))
+		goto fail;
+	m->ufd = -1;
+	bufferevent_setcb(m->cl, cl_read_cb, cl_write_cb, cl_event_cb, m);
+	bufferevent_setwatermark(m->cl, EV_READ, 0, m->head_max + 16384);
+	bufferevent_setwatermark(m->cl, EV_WRITE, MITM_OUT_HWM / 2, 0);
+	bufferevent_setcb(m->up, up_read_cb, up_write_cb, up_event_cb, m);
+	bufferevent_setwatermark(m->up, EV_WRITE, MITM_OUT_HWM / 2, 0);
+	m->st = M_HEAD;
+	if (pre_len) {
+		/* what decided the connection: its first head, and what followed */
+		struct evbuffer *cin = bufferevent_get_input(m->cl);
+		evbuffer_unfreeze(cin, 0);
+		int r = evbuffer_add(cin, pre, pre_len);
+		evbuffer_freeze(cin, 0);
+		if (r < 0)
+			goto fail;
+		bufferevent_trigger(m->cl, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	}
+	bufferevent_enable(m->cl, EV_READ | EV_WRITE);
+	bufferevent_enable(m->up, EV_READ | EV_WRITE);
+	arm(m, EGRESS_IDLE_TIMEOUT / 5 * 1000);
+	return m;
+fail:
 	if (cfd >= 0)
 		close(cfd);
 	if (m) {

@@ -12,15 +12,22 @@
  *            client's first bytes are read and, when they are a
  *            ClientHello, its SNI must equal the CONNECT host
  *   RELAY    both directions splice(2) through a pipe: no per-byte work
+ *            (TLS, and CONNECT tunnels that do not carry HTTP)
  *   MITM     TLS to a host that carries a secret of the sandbox: the
  *            client's TLS is terminated and requests rewritten (mitm.c,
- *            secrets.c), instead of SNIFF's or RELAY's splice
+ *            secrets.c), instead of SNIFF's or RELAY's splice. And plain
+ *            HTTP (transparent 80, the explicit proxy's absolute URIs,
+ *            HTTP inside a CONNECT tunnel): mitm.c's plain mode parses
+ *            every request head, each must be for the host decided (no
+ *            fronting of a denied name in a later keep-alive or
+ *            pipelined request), bodies by their framing
  *   LINGER   an error answer was sent; read and discard for a moment so
  *            that closing does not reset the answer away
  * Denials become an event at once; allowed connections one when they end. */
 #include "egress/internal.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -648,20 +655,7 @@ static void head_http(struct conn *c)
 		       "paddock: this is a proxy: send CONNECT or an absolute http:// URI\n");
 		return;
 	}
-	/* Rewrite the head now (the parse is at hand) and keep it for later. */
-	size_t body = c->len - h.head_len;
-	char *out = malloc(HTTP_REWRITE_MAX + body);
-	int n = out ? http_rewrite_forward(c->buf, &h, out, HTTP_REWRITE_MAX) : -1;
-	if (n < 0) {
-		free(out);
-		refuse(c, 431, "bad request: head too large to forward", NULL);
-		return;
-	}
-	memcpy(out + n, c->buf + h.head_len, body);
-	free(c->buf);
-	c->buf = out;
-	c->len = (size_t)n + body;
-	c->cap = HTTP_REWRITE_MAX + body;
+	/* c->buf stays as it came: mitm.c's plain mode rewrites each head. */
 	decide(c, h.host, h.port);
 }
 
@@ -690,9 +684,9 @@ static void mitm_closed(void *arg)
 	conn_close(arg);
 }
 
-/* Hand the client's TLS (whose ClientHello is c->buf) and the upstream
- * connection to mitm.c. */
-static void mitm_begin(struct conn *c)
+/* Hand the client's TLS (whose ClientHello is c->buf), or its plain HTTP
+ * (whose first head is there), and the upstream connection to mitm.c. */
+static void mitm_begin(struct conn *c, bool tls)
 {
 	const char *why;
 	if (c->down.bytes || c->down.inpipe || c->down.out_off < c->down.out_len) {
@@ -709,13 +703,23 @@ static void mitm_begin(struct conn *c)
 	int cfd = c->cfd, ufd = c->ufd;
 	c->cfd = c->ufd = -1;
 	c->state = S_MITM;
-	c->mitm = egress_mitm_start(c->sb, c->name, cfd, ufd, c->buf, c->len, mitm_closed, c, &why);
+	if (tls) {
+		c->mitm = egress_mitm_start(c->sb, c->name, cfd, ufd, c->buf, c->len, mitm_closed, c,
+					    &why);
+	} else {
+		int one = 1;
+		(void)setsockopt(ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		c->intercept = false; /* nothing is injected in clear */
+		c->mitm = egress_mitm_start_plain(c->sb, c->name, c->port, c->via == VIA_HTTP,
+						  via_name[c->via], cfd, ufd, c->buf, c->len,
+						  mitm_closed, c, &why);
+	}
 	free(c->buf);
 	c->buf = NULL;
 	c->len = c->cap = 0;
 	if (!c->mitm) {
 		char r[120];
-		snprintf(r, sizeof r, "interception: %s", why);
+		snprintf(r, sizeof r, "%s: %s", tls ? "interception" : "relay", why);
 		refuse(c, 0, r, NULL);
 	}
 }
@@ -736,6 +740,37 @@ static bool relay_start(struct conn *c)
 	return pump(c, &c->up);
 }
 
+/* The first bytes of a tunnel that is not TLS: an HTTP/1.x request line
+ * (or an empty line, which servers skip before one)? 1 yes, 0 no, -1 not
+ * known yet. Such a tunnel is relayed request by request (mitm.c's plain
+ * mode) like transparent port 80: a later request for another host at the
+ * allowed name's address is refused. Anything else is spliced. */
+static int tunnel_http(const char *b, size_t len)
+{
+	size_t i = 0, sp = 0;
+	if (len == 0)
+		return -1;
+	if (b[0] == '\r' || b[0] == '\n')
+		return 1;
+	for (; i < len && i < HTTP_HEAD_MAX; i++) {
+		unsigned char ch = (unsigned char)b[i];
+		if (ch == '\r' || ch == '\n')
+			break;
+		if (ch == ' ') {
+			if (i == 0 || b[i - 1] == ' ' || ++sp > 2)
+				return 0;
+		} else if (ch <= 0x20 || ch >= 0x7f) {
+			return 0;
+		} else if (sp == 0 && !(isalnum(ch) || strchr("!#$%&'*+-.^_`|~", ch))) {
+			return 0; /* not a method */
+		}
+	}
+	if (i == len)
+		return i < HTTP_HEAD_MAX ? -1 : 0;
+	/* "METHOD target HTTP/1.x" */
+	return sp == 2 && i >= 9 && memcmp(b + i - 9, " HTTP/1.", 8) == 0;
+}
+
 static void sniff_check(struct conn *c)
 {
 	char sni[256], norm[EGRESS_NAME_MAX + 1], reason[600];
@@ -750,17 +785,24 @@ static void sniff_check(struct conn *c)
 		return;
 	case SNI_NO_NAME:
 		if (c->intercept) {
-			mitm_begin(c);
+			mitm_begin(c, true);
 			return;
 		}
 		__attribute__((fallthrough));
-	case SNI_NOT_TLS: /* not TLS: nothing to terminate, spliced as it is */
+	case SNI_NOT_TLS: /* not TLS: spliced as it is, unless it is HTTP */
+		switch (r == SNI_NOT_TLS ? tunnel_http(c->buf, c->len) : 0) {
+		case -1:
+			return; /* the head timer runs */
+		case 1:
+			mitm_begin(c, false);
+			return;
+		}
 		relay_start(c);
 		return;
 	case SNI_OK:
 		if (egress_name_normalize(sni, norm, sizeof norm) == 0 && strcmp(norm, c->name) == 0) {
 			if (c->intercept)
-				mitm_begin(c);
+				mitm_begin(c, true);
 			else
 				relay_start(c);
 			return;
@@ -801,8 +843,8 @@ static const char connect_ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 static void connected(struct conn *c)
 {
 	int r;
-	if (c->via == VIA_TLS && c->intercept) {
-		mitm_begin(c);
+	if ((c->via == VIA_TLS && c->intercept) || c->via == VIA_PLAIN || c->via == VIA_HTTP) {
+		mitm_begin(c, c->via == VIA_TLS);
 		return;
 	}
 	r = relay_setup(c);

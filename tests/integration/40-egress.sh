@@ -11,7 +11,7 @@
 # 203.0.113.0/24 and 198.51.100.0/24 are documentation ranges, which the
 # gateway deliberately treats as public.
 . tests/lib/tap.sh
-plan 64
+plan 70
 EG=$PWD/$BUILD/paddock-egress
 tmp=$(mktemp -d /var/tmp/pdtest-egress.XXXXXX)
 chmod 755 "$tmp"
@@ -239,6 +239,49 @@ out=$(incl curl -sS -m 5 --resolve allowed.test:443:203.0.113.10 --cacert "$tmp/
 	-H 'Host: evil.test' https://allowed.test/sni-decides 2>&1)
 contains "transparent 443: decided by SNI, not by the encrypted Host" "host=evil.test" "$out"
 expect "denied names never reached the upstream web server" 0 "$(grep -cx 'evil.test /' "$tmp/upstream.log")"
+# Every request of a plain HTTP connection is decided, not only the first:
+# a later keep-alive or pipelined request for a denied name at an allowed
+# name's address (fronting) is answered 421 and never reaches the upstream.
+cat > "$tmp/ka.py" <<'PY'
+# ka.py HOST PORT REQ1 REQ2: send REQ1, wait for its answer (when there is
+# one: "path=" in it), send REQ2 on the same connection, print all answers
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+req = [a.encode().decode("unicode_escape").encode("latin-1") for a in sys.argv[3:5]]
+s.sendall(req[0])
+out = b""
+try:
+    while b"\n" not in out.split(b"path=")[-1] or b"path=" not in out:
+        c = s.recv(65536)
+        if not c: break
+        out += c
+    s.sendall(req[1])
+    while True:
+        c = s.recv(65536)
+        if not c: break
+        out += c
+except OSError as e:
+    out += b"[" + type(e).__name__.encode() + b"]"
+sys.stdout.write(out.decode("latin-1"))
+PY
+ka() { incl python3 "$tmp/ka.py" "$@" 2>&1; }
+out=$(ka 203.0.113.10 80 'GET /ka1 HTTP/1.1\r\nHost: allowed.test\r\n\r\n' \
+	'GET /ka2 HTTP/1.1\r\nHost: evil.test\r\nConnection: close\r\n\r\n')
+check "transparent 80 keep-alive: the first request is answered, a second for a denied Host gets 421" \
+	bash -c '[[ $1 == *"host=allowed.test path=/ka1"* && $1 == *"421 Misdirected Request"* && $1 != *path=/ka2* ]]' _ "$out"
+out=$(ka 203.0.113.10 80 'GET /ka3 HTTP/1.1\r\nHost: allowed.test\r\n\r\n' \
+	'GET /ka4 HTTP/1.1\r\nHost: x.wild.test\r\nContent-Length: 5\r\n\r\nhello')
+check "transparent 80 keep-alive: even an allowed other name must use a connection of its own (421)" \
+	bash -c '[[ $1 == *"path=/ka3"* && $1 == *"421 Misdirected Request"* && $1 != *path=/ka4* ]]' _ "$out"
+out=$(raw 'GET http://allowed.test/pl1 HTTP/1.1\r\nHost: allowed.test\r\n\r\nGET http://evil.test/pl2 HTTP/1.1\r\nHost: evil.test\r\n\r\n')
+not_contains "explicit proxy, pipelined: a second absolute URI for a denied name is not forwarded" "path=/pl2" "$out"
+out=$(ka 198.51.100.1 3128 'CONNECT allowed.test:80 HTTP/1.1\r\nHost: allowed.test:80\r\n\r\nGET /tun1 HTTP/1.1\r\nHost: allowed.test\r\n\r\n' \
+	'GET /tun2 HTTP/1.1\r\nHost: evil.test\r\nConnection: close\r\n\r\n')
+check "plain HTTP inside a CONNECT tunnel: the same (first answered, a denied Host 421)" \
+	bash -c '[[ $1 == *"path=/tun1"* && $1 == *"421 Misdirected Request"* && $1 != *path=/tun2* ]]' _ "$out"
+sleep 0.2
+expect "none of the later requests for other names reached the upstream" 0 \
+	"$(grep -cE '^(evil|x\.wild)\.test /(ka|pl|tun)' "$tmp/upstream.log")"
 
 # --- hostile clients against the standalone gateway ---
 cat > "$tmp/hostile.py" <<'PY'
@@ -297,6 +340,7 @@ contains "event: DNS denial" '"event":"dns","sandbox":"work","name":"evil.test",
 contains "event: DNS rebinding" '"verdict":"deny","reason":"rebinding: 127.0.0.1 is loopback"' "$ev"
 check "event: an allowed CONNECT with its bytes and address" bash -c "grep '\"via\":\"connect\",\"verdict\":\"allow\"' '$tmp/events.jsonl' | grep -q '\"name\":\"allowed.test\",\"addr\":\"203.0.113.10\",\"port\":443.*\"bytes_down\":[1-9]'"
 contains "event: SNI refused on the transparent port" '"name":"evil.test","addr":null,"port":443,"via":"transparent-tls","verdict":"deny","reason":"not in allowlist"' "$ev"
+contains "event: a later request for a denied Host on a transparent 80 connection" '"name":"evil.test","addr":null,"port":80,"via":"transparent-http","verdict":"deny","reason":"not in allowlist"' "$ev"
 contains "event: SNI/CONNECT mismatch" 'SNI evil.test differs from the CONNECT host' "$ev"
 check "event: transparent HTTP allowed" grep -q '"via":"transparent-http","verdict":"allow"' "$tmp/events.jsonl"
 check "every event line is a JSON object" python3 -c "

@@ -12,7 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "egress/http.h"
+#include "egress/internal.h"
 #include "egress/secrets.h"
 
 #define PH_A "paddock-secret-0123456789abcdef0123456789abcdef"
@@ -416,6 +422,222 @@ static void test_head_limit_intercept(void **state)
 	free(buf);
 }
 
+
+/* --- mitm.c's plain mode, on socket pairs --- */
+
+struct plain_run {
+	struct event_base *base;
+	struct egress eg;
+	struct sandbox sb;
+	char *events;
+	size_t events_len;
+	int cl[2], up[2]; /* [0]: the test's ends */
+	bool closed;
+};
+
+static void plain_closed(void *arg)
+{
+	struct plain_run *r = arg;
+	r->closed = true;
+	event_base_loopbreak(r->base);
+}
+
+static void plain_setup(struct plain_run *r, struct secret_set *set)
+{
+	memset(r, 0, sizeof *r);
+	assert_non_null(r->base = event_base_new());
+	r->eg.base = r->base;
+	r->eg.ctl_fd = -1;
+	assert_non_null(r->eg.events = open_memstream(&r->events, &r->events_len));
+	r->sb.eg = &r->eg;
+	snprintf(r->sb.name, sizeof r->sb.name, "t");
+	r->sb.secrets = set;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r->cl), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r->up), 0);
+	fcntl(r->cl[1], F_SETFL, O_NONBLOCK);
+	fcntl(r->up[1], F_SETFL, O_NONBLOCK);
+}
+
+static void send_str(struct plain_run *r, const char *s)
+{
+	if (s)
+		assert_int_equal(write(r->cl[0], s, strlen(s)), (ssize_t)strlen(s));
+}
+
+/* Start on host:port with pre, send more, let it go upstream, send last
+ * (which is refused: the upstream is dropped with what is queued for it),
+ * run until closed (or 3 s). */
+static struct mitm *plain_run(struct plain_run *r, const char *host, uint16_t port, bool forward,
+			      const char *pre, const char *more, const char *last)
+{
+	const char *why;
+	struct timeval tv = { 3, 0 }, pause = { 0, 200000 };
+	struct mitm *m = egress_mitm_start_plain(&r->sb, host, port, forward, "transparent-http",
+						 r->cl[1], r->up[1], pre, strlen(pre), plain_closed,
+						 r, &why);
+	assert_non_null(m);
+	send_str(r, more);
+	event_base_loopexit(r->base, &pause);
+	event_base_dispatch(r->base);
+	send_str(r, last);
+	event_base_loopexit(r->base, &tv);
+	event_base_dispatch(r->base);
+	return m;
+}
+
+static char *drain(int fd)
+{
+	static char buf[2][8192];
+	static int k;
+	char *b = buf[k ^= 1];
+	size_t n = 0;
+	ssize_t got;
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	while (n < sizeof buf[0] - 1 && (got = read(fd, b + n, sizeof buf[0] - 1 - n)) > 0)
+		n += (size_t)got;
+	b[n] = '\0';
+	return b;
+}
+
+static void plain_teardown(struct plain_run *r, struct mitm *m)
+{
+	egress_mitm_free(m);
+	fclose(r->eg.events);
+	free(r->events);
+	close(r->cl[0]);
+	close(r->up[0]);
+	event_base_free(r->base);
+}
+
+static void test_plain_every_head(void **state)
+{
+	struct plain_run r;
+	plain_setup(&r, NULL);
+	/* keep-alive and pipelined: a chunked body whose data looks like a
+	 * head, then a request for another host at the same address */
+	struct mitm *m = plain_run(
+		&r, "allowed.test", 80, false, "GET /1 HTTP/1.1\r\nHost: allowed.test\r\n\r\n",
+		"POST /2 HTTP/1.1\r\nHost: Allowed.Test.:80\r\nTransfer-Encoding: chunked\r\n\r\n"
+		"1a\r\nGET /x HTTP/1.1\r\nHost: e\r\n\r\n0\r\n\r\n",
+		"GET /3 HTTP/1.1\r\nHost: evil.test\r\n\r\nGET /4 HTTP/1.1\r\nHost: allowed.test\r\n\r\n");
+	assert_true(r.closed);
+	char *up = drain(r.up[0]), *cl = drain(r.cl[0]);
+	assert_non_null(strstr(up, "GET /1 HTTP/1.1\r\n"));
+	assert_non_null(strstr(up, "POST /2 HTTP/1.1\r\n"));
+	assert_non_null(strstr(up, "0\r\n\r\n"));
+	assert_null(strstr(up, "evil.test"));
+	assert_null(strstr(up, "GET /3"));
+	assert_null(strstr(up, "GET /4"));
+	assert_non_null(strstr(cl, "HTTP/1.1 421 Misdirected Request\r\n"));
+	assert_non_null(strstr(cl, "a request for evil.test cannot use it"));
+	fflush(r.eg.events);
+	assert_non_null(strstr(r.events, "\"name\":\"evil.test\""));
+	assert_non_null(strstr(r.events, "\"verdict\":\"deny\""));
+	plain_teardown(&r, m);
+
+	/* an absolute URI naming another host, a second Host header: refused */
+	plain_setup(&r, NULL);
+	m = plain_run(&r, "allowed.test", 80, false, "GET /1 HTTP/1.1\r\nHost: allowed.test\r\n\r\n",
+		      NULL, "GET http://evil.test/ HTTP/1.1\r\nHost: allowed.test\r\n\r\n");
+	assert_non_null(strstr(drain(r.cl[0]), " 421 "));
+	assert_null(strstr(drain(r.up[0]), "evil"));
+	plain_teardown(&r, m);
+}
+
+static void test_plain_forward(void **state)
+{
+	struct plain_run r;
+	plain_setup(&r, NULL);
+	struct mitm *m = plain_run(
+		&r, "allowed.test", 80, true,
+		"GET http://allowed.test/a?b HTTP/1.1\r\nHost: allowed.test\r\nProxy-Connection: x\r\n\r\n",
+		"GET http://allowed.test/c HTTP/1.1\r\nHost: evil.test\r\n\r\n",
+		"GET http://allowed.test:8080/d HTTP/1.1\r\nHost: allowed.test:8080\r\n\r\n");
+	char *up = drain(r.up[0]), *cl = drain(r.cl[0]);
+	assert_non_null(strstr(up, "GET /a?b HTTP/1.1\r\nHost: allowed.test\r\n"));
+	assert_null(strstr(up, "Proxy-Connection"));
+	/* the Host header of a proxy request is replaced by the URI's */
+	assert_non_null(strstr(up, "GET /c HTTP/1.1\r\nHost: allowed.test\r\n"));
+	assert_null(strstr(up, "/d"));
+	assert_non_null(strstr(cl, " 421 "));
+	assert_non_null(strstr(cl, "port 8080"));
+	plain_teardown(&r, m);
+
+	/* origin-form to the proxy: 400 */
+	plain_setup(&r, NULL);
+	m = plain_run(&r, "allowed.test", 80, true,
+		      "GET http://allowed.test/a HTTP/1.1\r\nHost: allowed.test\r\n\r\n",
+		      NULL, "GET /b HTTP/1.1\r\nHost: allowed.test\r\n\r\n");
+	assert_non_null(strstr(drain(r.cl[0]), " 400 "));
+	assert_null(strstr(drain(r.up[0]), "/b"));
+	plain_teardown(&r, m);
+}
+
+static void test_plain_secrets(void **state)
+{
+	struct secret_set *set = two();
+	struct plain_run r;
+	/* a placeholder to its own host in clear, in a later request's body:
+	 * refused, and that request's head never left */
+	plain_setup(&r, set);
+	struct mitm *m = plain_run(
+		&r, "api.anthropic.com", 80, false, "GET /1 HTTP/1.1\r\nHost: api.anthropic.com\r\n\r\n",
+		NULL, "POST /2 HTTP/1.1\r\nHost: api.anthropic.com\r\nContent-Length: 48\r\n\r\n" PH_A);
+	char *up = drain(r.up[0]), *cl = drain(r.cl[0]);
+	assert_non_null(strstr(up, "GET /1"));
+	assert_null(strstr(up, "POST /2"));
+	assert_null(strstr(up, VAL_A));
+	assert_non_null(strstr(cl, "HTTP/1.1 403 Forbidden"));
+	assert_non_null(strstr(cl, "only replaced over https"));
+	plain_teardown(&r, m);
+
+	/* another secret's placeholder in a later head: exfiltration */
+	plain_setup(&r, set);
+	m = plain_run(&r, "api.anthropic.com", 80, false,
+		      "GET /1 HTTP/1.1\r\nHost: api.anthropic.com\r\n\r\n",
+		      NULL, "GET /2 HTTP/1.1\r\nHost: api.anthropic.com\r\nX: " PH_B "\r\n\r\n");
+	assert_null(strstr(drain(r.up[0]), "GET /2"));
+	assert_non_null(strstr(drain(r.cl[0]), "secret GITHUB_TOKEN"));
+	fflush(r.eg.events);
+	assert_non_null(strstr(r.events, "\"exfiltration\""));
+	plain_teardown(&r, m);
+	secret_set_free(set);
+}
+
+static void test_plain_half_close(void **state)
+{
+	struct plain_run r;
+	const char *why;
+	struct timeval tv = { 3, 0 };
+	plain_setup(&r, NULL);
+	static const char req[] = "GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n";
+	struct mitm *m = egress_mitm_start_plain(&r.sb, "allowed.test", 80, false, "transparent-http",
+						 r.cl[1], r.up[1], req, sizeof req - 1, plain_closed,
+						 &r, &why);
+	assert_non_null(m);
+	shutdown(r.cl[0], SHUT_WR); /* printf ... | nc */
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	assert_int_equal(write(r.up[0], resp, sizeof resp - 1), (ssize_t)sizeof resp - 1);
+	struct timeval half = { 0, 300000 };
+	event_base_loopexit(r.base, &half);
+	event_base_dispatch(r.base);
+	/* the request went, then the client's end of it */
+	char buf[256];
+	fcntl(r.up[0], F_SETFL, O_NONBLOCK);
+	ssize_t n = read(r.up[0], buf, sizeof buf - 1);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "GET / HTTP/1.1"));
+	assert_int_equal(read(r.up[0], buf, sizeof buf), 0);
+	close(r.up[0]);
+	r.up[0] = open("/dev/null", O_RDONLY);
+	event_base_loopexit(r.base, &tv);
+	event_base_dispatch(r.base);
+	assert_true(r.closed);
+	assert_non_null(strstr(drain(r.cl[0]), "200 OK\r\nContent-Length: 2\r\n\r\nok"));
+	plain_teardown(&r, m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -431,6 +653,10 @@ int main(void)
 		cmocka_unit_test(test_framing_init),
 		cmocka_unit_test(test_framing_walk),
 		cmocka_unit_test(test_head_limit_intercept),
+		cmocka_unit_test(test_plain_every_head),
+		cmocka_unit_test(test_plain_forward),
+		cmocka_unit_test(test_plain_secrets),
+		cmocka_unit_test(test_plain_half_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
