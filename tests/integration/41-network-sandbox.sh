@@ -8,7 +8,7 @@
 . tests/lib/tap.sh
 . tests/lib/netlab.sh
 . tests/lib/daemon.sh
-plan 92
+plan 94
 LEAK_BASE0=$LEAK_BASE
 cleanup() { daemon_cleanup; nl_teardown; }
 trap cleanup EXIT
