@@ -76,7 +76,9 @@
  *    "via":"connect"|"http"|"transparent-tls"|"transparent-http",
  *    "verdict":"allow"|"deny","reason":..,"bytes_up":N,"bytes_down":N,"ms":N}
  *       every proxied connection: allowed ones when they close, refused
- *       ones when refused. name may be null (no name could be read), addr
+ *       ones when refused. On plain HTTP every request is checked: a later
+ *       request on the connection for another host is refused (421) with
+ *       its own deny event (addr null, no bytes). name may be null (no name could be read), addr
  *       null when nothing was resolved.
  *       TLS to a host in a secret's hosts is intercepted: the event then
  *       also has "intercept":true and, when the interception failed (the

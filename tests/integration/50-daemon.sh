@@ -151,6 +151,7 @@ ok $(kill -0 "$DPID" 2>/dev/null && echo 1 || echo 0) "SIGTERM stops the daemon"
 # ---- the daemon started on demand
 export PADDOCK_STATE_DIR=$DT/state PADDOCK_SOCKET=$DT/ondemand.sock
 mkdir -p "$PADDOCK_STATE_DIR"
+PADDOCK_BIN=$BUILD_BIN/paddock # the tree's, with paddockd next to it
 out=$(pd ls 2>&1); rc=$?
 expect "with nothing listening, the CLI starts paddockd and ls works" "0 NAME" "$rc $(echo "$out" | head -1 | awk '{print $1}')"
 dp=$(pd daemon-status | jq_py "j['pid']")

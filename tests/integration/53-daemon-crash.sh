@@ -9,7 +9,7 @@
 # of 40000 files (ls says busy). Each time the test checks it hit the window.
 . tests/lib/tap.sh
 . tests/lib/daemon.sh
-plan 41
+plan 45
 trap daemon_cleanup EXIT
 RUN=(--image "$ROOTFS" --workspace none --network off)
 A=${SBP}adopt C=${SBP}create D=${SBP}down K=${SBP}kill T=${SBP}term
@@ -51,7 +51,7 @@ expect "the sessions that ran at the crash are marked lost" "lost lost" "$st"
 out=$(pd logs "$A"); contains "the log says it was adopted" "adopted by a restarted daemon" "$out"
 check "down works after adoption" pd down "$A"
 expect "... and removes it all" gone "$(gone "$A")"
-ok $([ "$(cat /proc/"$pid1"/comm 2>/dev/null)" = paddock-init ] && echo 1 || echo 0) "... its adopted pid 1 included"
+ok $(init_alive "$pid1" && echo 1 || echo 0) "... its adopted pid 1 included"
 
 # ---- (b) kill -9 during create
 R=$DT/repo; mkdir -p "$R"; git init -q "$R"
@@ -76,8 +76,8 @@ check "... and taken down" pd down "$C"
 
 # ---- (c) kill -9 during down
 pd up "$D" "${RUN[@]}" >/dev/null
-pd exec "$D" -- sh -c 'mkdir -p /var/many && cd /var/many && seq 1 40000 | xargs touch'
-expect "the writable layer has 40000 files" 40000 "$(ls "$SBDIR/$D/upper/var/many" 2>/dev/null | wc -l)"
+pd exec "$D" -- sh -c 'mkdir -p /workspace/many && cd /workspace/many && seq 1 40000 | xargs touch'
+expect "the writable layer has 40000 files" 40000 "$(ls "$SBDIR/$D/upper/workspace/many" 2>/dev/null | wc -l)"
 pid1=$(sb_pid1 "$D"); SB_PIDS="$SB_PIDS $pid1"
 pd down "$D" > "$DT/down.out" 2>&1 & dn=$!
 wait_state "$D" busy; hit=$?
@@ -88,7 +88,7 @@ ok $([ -d "$SBDIR/$D" ] && echo 0 || echo 1) "the kill came before the directory
 check "the daemon restarts" daemon_start
 expect "the half-destroyed sandbox is removed" gone "$(gone "$D")"
 contains "events say why" "half-destroyed: removed" "$(pd events --sandbox "$D" | grep reconcile)"
-ok $([ "$(cat /proc/"$pid1"/comm 2>/dev/null)" = paddock-init ] && echo 1 || echo 0) "its pid 1 is gone"
+ok $(init_alive "$pid1" && echo 1 || echo 0) "its pid 1 is gone"
 
 # ---- (d) pid 1 killed from outside
 pd up "$K" "${RUN[@]}" >/dev/null
@@ -107,7 +107,13 @@ kill9
 kill -KILL "$pid1"; sleep 0.2
 check "the daemon restarts" daemon_start
 expect "pid 1 that died while the daemon was down: marked stopped" stopped "$(state_of "$K")"
-contains "events say gone: marked stopped" "gone: marked stopped" "$(pd events --sandbox "$K" | grep reconcile)"
+# (reconcile says "gone: marked stopped"; where the host's init is slow to reap
+# the dead pid 1, a zombie, it is adopted and at once seen to exit)
+out=$(pd events --sandbox "$K" | sed -n '/reconcile/,$p' | tr -s ' ' | cut -d' ' -f3-)
+case $out in
+*"gone: marked stopped"* | *'"adopted"}'*'stop {"reason":"pid 1 exited"}'*) ok 0 "events say it was found dead" ;;
+*) ok 1 "events say it was found dead"; diag "$out" ;;
+esac
 check "down" pd down "$K"
 
 # ---- SIGTERM with a running sandbox

@@ -16,7 +16,17 @@ SBP=t$$-
 DSOCK=$DT/pd.sock
 DDB=$DT/pd.db
 DPID=
-PADDOCKD=${PADDOCKD:-$(dirname "$PADDOCK_BIN")/paddockd}
+# Private copies of the binaries: a rebuild of the tree during the test does
+# not change them under us, and paddockd is not next to this paddock, so the
+# CLI cannot start a daemon of its own (on the default database) while ours
+# is down. BUILD_BIN is the tree's, for the test of exactly that.
+BUILD_BIN=$(dirname "$PADDOCK_BIN")
+mkdir -p "$DT/bin" "$DT/sbin"
+cp "$BUILD_BIN/paddock" "$BUILD_BIN/paddock-run" "$DT/bin/" &&
+	cp "$BUILD_BIN/paddockd" "$BUILD_BIN/paddock-egress" "$DT/sbin/" ||
+	{ echo "Bail out! cannot copy the binaries from $BUILD_BIN"; exit 1; }
+PADDOCK_BIN=$DT/bin/paddock
+PADDOCKD=$DT/sbin/paddockd
 SBDIR=${PADDOCK_STATE_DIR:-/var/lib/paddock}/sandboxes
 export PADDOCK_SOCKET=$DSOCK
 
@@ -48,6 +58,12 @@ daemon_stop() {
 	DPID=
 }
 
+# is PID a live (not zombie) paddock-init?
+init_alive() {
+	[ "$(cat /proc/"$1"/comm 2>/dev/null)" = paddock-init ] &&
+		[ "$(awk '{print $3}' /proc/"$1"/stat 2>/dev/null)" != Z ]
+}
+
 jq_py() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
 
 sb_pid1() { pd ls --json | jq_py "[s['pid'] for s in j if s['name']=='$1'][0]"; }
@@ -59,6 +75,8 @@ sb_procs() {
 	for p in /proc/[0-9]*; do
 		comm=$(cat "$p/comm" 2>/dev/null) || continue
 		case $comm in paddock-init | paddock-shim) ;; *) continue ;; esac
+		# a zombie waits for its parent (the host's init, after a restart)
+		[ "$(awk '{print $3}' "$p/stat" 2>/dev/null)" = Z ] && continue
 		if grep -q "/paddock/sb-$SBP" "$p/cgroup" 2>/dev/null ||
 			{ [ -n "$DPID" ] && [ "$(awk '{print $4}' "$p/stat" 2>/dev/null)" = "$DPID" ]; } ||
 			case " ${SB_PIDS:-} " in *" ${p#/proc/} "*) true ;; *) false ;; esac; then
