@@ -505,6 +505,8 @@ static void up_work(struct job *j)
 	if (j->r < 0)
 		return;
 	json_object_set_new(j->out, "pid", json_integer(sandbox_pid(sb)));
+	if (!u->start_only && sandbox_workspace_head(sb)[0])
+		json_object_set_new(j->out, "start_commit", json_string(sandbox_workspace_head(sb)));
 	json_object_set_new(j->out, "start", json_integer((json_int_t)sandbox_start_time(sb)));
 	if (sandbox_warning(sb))
 		json_object_set_new(j->out, "warning", json_string(sandbox_warning(sb)));
@@ -592,6 +594,11 @@ static void up_done(struct job *j)
 		if (base) {
 			free(s->row.base_commit);
 			s->row.base_commit = strdup(base);
+		}
+		const char *first = json_string_value(json_object_get(j->out, "start_commit"));
+		if (first) {
+			free(s->row.start_commit);
+			s->row.start_commit = strdup(first);
 		}
 		struct sandbox_persist p = { .dir = s->dir, .cg_name = s->cg_name, .netns_fd = -1 };
 		pid_t pid = (pid_t)json_integer_value(json_object_get(j->out, "pid"));
@@ -1076,6 +1083,7 @@ struct review_job {
 	char tmpdir[64];
 	char bundle[128];
 	char *repo, *base, *name;
+	char *start; /* what to compare with: the workspace's first commit */
 	uint64_t max_bytes;
 	struct review_summary sum;
 	int out_fd; /* diff: the patch, read back and sent */
@@ -1096,6 +1104,7 @@ static void review_free(struct review_job *rj)
 		close(rj->out_fd);
 	free(rj->repo);
 	free(rj->base);
+	free(rj->start);
 	free(rj->name);
 	free(rj);
 }
@@ -1112,10 +1121,24 @@ static void review_work(struct job *j)
 {
 	struct review_job *rj = j->data;
 	struct review_limits lim = { .max_bytes = rj->max_bytes };
+	/* Compared with the workspace's first commit (recorded by the host when
+	 * it cloned), not the owner's HEAD: the owner's own uncommitted changes
+	 * that were copied in are not the sandbox's work. The tip is only read
+	 * here; the checks that matter run again inside diff and fetch. */
+	struct review_bundle_info info;
+	if (review_bundle_check(rj->bundle, &lim, &info, &j->err) == 0 && rj->start &&
+	    !strcmp(info.tip, rj->start)) {
+		j->r = pd_err_set(&j->err, ENODATA, "", "nothing to %s: no commits or changes "
+				  "in /workspace since the sandbox was created",
+				  rj->pull ? "pull" : "show");
+		j->err.code = EINVAL; /* a plain statement: no strerror after it */
+		return;
+	}
+	snprintf(rj->sum.base, sizeof rj->sum.base, "%s", rj->start ? rj->start : "");
 	if (rj->pull)
 		j->r = review_bundle_fetch(rj->repo, rj->bundle, rj->name, &lim, &rj->sum, &j->err);
 	else
-		j->r = review_bundle_diff(rj->repo, rj->bundle, rj->base, &lim, rj->out_fd,
+		j->r = review_bundle_diff(rj->repo, rj->bundle, rj->start, &lim, rj->out_fd,
 					  rj->stat_only, &rj->sum, &j->err);
 	if (j->r == 0)
 		json_object_set_new(j->out, "summary", summary_json(&rj->sum));
@@ -1230,6 +1253,7 @@ static void op_review(struct client *c, json_t *req, bool pull)
 	rj->max_bytes = maxb > 0 ? (uint64_t)maxb : REVIEW_DEFAULT_MAX_BYTES;
 	rj->repo = strdup(s->row.repo_dir);
 	rj->base = strdup(s->row.base_commit);
+	rj->start = strdup(s->row.start_commit ? s->row.start_commit : s->row.base_commit);
 	rj->name = strdup(s->row.name);
 	snprintf(rj->tmpdir, sizeof rj->tmpdir, "/tmp/paddock-export-XXXXXX");
 	*j = (struct job){ .work = review_work, .done = review_done, .d = c->d, .sb = s, .c = c,

@@ -31,7 +31,7 @@
 #include "spec/spec.h"
 
 #define ST_LAYER "state"
-#define ST_SCHEMA_VERSION 2
+#define ST_SCHEMA_VERSION 3
 #define ST_BUSY_MS 5000
 #define ST_NAME_MAX 64                    /* [a-z0-9][a-z0-9-]{0,63} */
 #define ST_KIND_MAX 64                    /* an event's kind */
@@ -86,13 +86,18 @@ static const char *const migrations[] = {
 	" last_used INTEGER NOT NULL,"
 	" uses INTEGER NOT NULL DEFAULT 0);"
 	"PRAGMA user_version = 2;",
+	/* 2 -> 3: the commit /workspace started from (base_commit is the owner's
+	 * HEAD, which the bundle names as its prerequisite; start_commit adds the
+	 * owner's uncommitted changes copied in, what diff and pull compare to). */
+	"ALTER TABLE sandboxes ADD COLUMN start_commit TEXT;"
+	"PRAGMA user_version = 3;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == ST_SCHEMA_VERSION,
 	       "one migration per schema version");
 
 #define SB_COLS                                                                        \
 	"id, name, state, spec_yaml, image, repo_dir, base_commit, slot, pid, pid_start, " \
-	"created_at, started_at, owner"
+	"created_at, started_at, owner, start_commit"
 #define SESS_COLS "sandbox_id, num, argv_json, tty, state, pid, exit_code, started_at, ended_at"
 #define EV_COLS "id, ts_ms, sandbox, kind, detail"
 
@@ -128,7 +133,8 @@ static const char *const stmt_sql[S__COUNT] = {
 			" slot, pid, pid_start, created_at, started_at, owner)"
 			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 	[S_SB_UPDATE] = "UPDATE sandboxes SET state = ?2, spec_yaml = ?3, image = ?4, repo_dir = ?5,"
-			" base_commit = ?6, pid = ?7, pid_start = ?8, started_at = ?9 WHERE id = ?1",
+			" base_commit = ?6, pid = ?7, pid_start = ?8, started_at = ?9,"
+			" start_commit = ?10 WHERE id = ?1",
 	[S_SB_DELETE] = "DELETE FROM sandboxes WHERE id = ?1",
 	[S_SB_GET] = "SELECT " SB_COLS " FROM sandboxes WHERE name = ?1",
 	[S_SB_LIST] = "SELECT " SB_COLS " FROM sandboxes ORDER BY name",
@@ -221,6 +227,7 @@ void pd_sb_row_free(struct pd_sb_row *r)
 	free(r->image);
 	free(r->repo_dir);
 	free(r->base_commit);
+	free(r->start_commit);
 	free(r->owner);
 	memset(r, 0, sizeof *r);
 }
@@ -445,7 +452,8 @@ static int sb_read(sqlite3_stmt *s, void *row, struct pd_err *err)
 	int64_t state = sqlite3_column_int64(s, 2);
 	if (col_dup(s, 1, &r->name) < 0 || col_dup(s, 3, &r->spec_yaml) < 0 ||
 	    col_dup(s, 4, &r->image) < 0 || col_dup(s, 5, &r->repo_dir) < 0 ||
-	    col_dup(s, 6, &r->base_commit) < 0 || col_dup(s, 12, &r->owner) < 0) {
+	    col_dup(s, 6, &r->base_commit) < 0 || col_dup(s, 12, &r->owner) < 0 ||
+	    col_dup(s, 13, &r->start_commit) < 0) {
 		pd_sb_row_free(r);
 		return pd_err_set(err, ENOMEM, ST_LAYER, "cannot read a sandbox row");
 	}
@@ -792,7 +800,7 @@ int pd_state_sb_update(struct pd_state *st, const struct pd_sb_row *r, struct pd
 		return ret;
 	if (BIND(s, B_INT(r->id), B_INT(r->state), B_TEXT(r->spec_yaml), B_TEXT(r->image),
 		 B_TEXT(r->repo_dir), B_TEXT(r->base_commit), B_INT(r->pid), B_INT(r->pid_start),
-		 B_INT(r->started_at)) != SQLITE_OK ||
+		 B_INT(r->started_at), B_TEXT(r->start_commit)) != SQLITE_OK ||
 	    sqlite3_step(s) != SQLITE_DONE)
 		return sql_fail(st->db, err, "cannot update sandbox %lld", (long long)r->id);
 	if (sqlite3_changes(st->db) == 0)

@@ -37,7 +37,9 @@ struct pd_sb_row {
 	char *spec_yaml;     /* the spec (spec_to_yaml), reloaded at start */
 	char *image;         /* image directory */
 	char *repo_dir;      /* owner's repository top dir, or NULL */
-	char *base_commit;   /* commit the workspace was created from, or NULL */
+	char *base_commit;   /* the owner's HEAD when the workspace was cloned, or NULL */
+	char *start_commit;  /* the workspace's first commit (base + the owner's
+			      * uncommitted changes), or NULL */
 	uint32_t slot;       /* uid slot: uid_base = PD_DEFAULT_UID_BASE + slot * 65536 */
 	pid_t pid;           /* pid 1 of the sandbox on the host, 0 if none */
 	uint64_t pid_start;  /* its start time (field 22 of /proc/pid/stat) */

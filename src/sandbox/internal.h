@@ -91,6 +91,7 @@ struct sandbox {
 	bool adopted;   /* not our child: found again after a daemon restart */
 	int code;
 	uint64_t start_time; /* pid 1's start time, /proc/<pid>/stat field 22 */
+	char ws_head[65];    /* the workspace's first commit, "" if none */
 	char warning[512];
 };
 

@@ -407,6 +407,7 @@ static int make_root(const struct spec *s, int scratch, int userns_fd, int *lowe
 struct populate_result {
 	struct pd_err err;
 	char warning[256];
+	char head[65]; /* the workspace's HEAD after populating, or "" */
 };
 
 /* Credential files the repository itself tracks came with the clone: they
@@ -429,7 +430,7 @@ static void tracked_credentials(int ws, const char *const *unmask, char *out, si
 }
 
 static int populate_workspace(const struct spec *s, int scratch, char *warning, size_t wlen,
-			      struct pd_err *err)
+			      char head[65], struct pd_err *err)
 {
 	char mnt[PATH_MAX], dest[PATH_MAX + 32];
 	snprintf(mnt, sizeof mnt, "%s", image_state_dir());
@@ -470,6 +471,8 @@ static int populate_workspace(const struct spec *s, int scratch, char *warning, 
 			if (r == 0)
 				tracked_credentials(d, (const char *const *)s->unmask, res.warning,
 						    sizeof res.warning);
+			if (r == 0)
+				r = workspace_head(dest, res.head, e);
 		}
 		(void)!write(pfd[1], &res, sizeof res);
 		_exit(r < 0 ? 1 : 0);
@@ -497,6 +500,8 @@ static int populate_workspace(const struct spec *s, int scratch, char *warning, 
 		return -(e->code > 0 ? e->code : EIO);
 	}
 	snprintf(warning, wlen, "%s", res.warning);
+	res.head[sizeof res.head - 1] = '\0';
+	snprintf(head, 65, "%s", res.head);
 	return 0;
 }
 
@@ -740,7 +745,8 @@ static int start_impl(const struct spec *s, const struct sandbox_io *io,
 	if ((r = maskfs = make_maskfs(err)) < 0)
 		goto fail;
 	if (populate && s->workspace == PD_WS_AUTO && s->workspace_src &&
-	    (r = populate_workspace(s, scratch, sb->warning, sizeof sb->warning, err)) < 0)
+	    (r = populate_workspace(s, scratch, sb->warning, sizeof sb->warning, sb->ws_head,
+				    err)) < 0)
 		goto fail;
 	if (populate &&
 	    fchownat(scratch, "upper/workspace", s->uid_base, s->uid_base, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -915,6 +921,7 @@ int sandbox_adopt(const struct spec *s, const struct sandbox_persist *p, pid_t p
 }
 
 pid_t sandbox_pid(const struct sandbox *sb) { return sb->pid; }
+const char *sandbox_workspace_head(const struct sandbox *sb) { return sb->ws_head; }
 uint64_t sandbox_start_time(const struct sandbox *sb) { return sb->start_time; }
 void sandbox_usage(const struct sandbox *sb, uint64_t *mem, uint64_t *cpu_ns)
 {

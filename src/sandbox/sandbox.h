@@ -62,6 +62,9 @@ int sandbox_start_persistent(const struct spec *spec, const struct sandbox_persi
 int sandbox_adopt(const struct spec *spec, const struct sandbox_persist *p, pid_t pid,
 		  uint64_t start_time, struct sandbox **out, struct pd_err *err);
 pid_t sandbox_pid(const struct sandbox *sb);
+/* The commit /workspace started from (read by the host right after cloning,
+ * before the sandbox ran anything), or "" (no repository). */
+const char *sandbox_workspace_head(const struct sandbox *sb);
 uint64_t sandbox_start_time(const struct sandbox *sb);
 /* Field 22 of /proc/<pid>/stat. 0 or -errno. */
 int proc_start_time(pid_t pid, uint64_t *out);

@@ -944,3 +944,29 @@ int workspace_populate(const char *src_dir, int dest_dirfd, const char *dest_pat
 		return pd_err_errno(err, WS_LAYER, "cannot open the workspace directory");
 	return chown_tree(ws, d, uid, gid, 0, 0);
 }
+
+int workspace_head(const char *dest_path, char out[65], struct pd_err *err)
+{
+	struct gitrun g;
+	_cleanup_git_res_ struct git_res res = { 0 };
+	const char *safe[] = { dest_path, NULL };
+	const char *args[] = { "rev-parse", "--verify", "-q", "HEAD^{commit}", NULL };
+	out[0] = '\0';
+	gitrun_init(&g, WS_LAYER, err);
+	int r = gitrun_find(&g, NULL);
+	if (r == 0 && (r = gitrun_set_safe(&g, safe)) < 0)
+		r = pd_err_set(err, ENOMEM, WS_LAYER, "out of memory");
+	if (r == 0)
+		r = gitrun_run(&g, dest_path, args, GITRUN_CAPTURE, &res);
+	gitrun_release(&g);
+	if (r < 0)
+		return r;
+	if (res.status != 0 || !res.out)
+		return 0; /* no commit (not a repository, or unborn): nothing to record */
+	size_t n = strspn(res.out, "0123456789abcdef");
+	if ((n != 40 && n != 64) || (res.out[n] != '\n' && res.out[n] != '\0'))
+		return pd_err_set(err, EIO, WS_LAYER, "unexpected output from git rev-parse HEAD");
+	memcpy(out, res.out, n);
+	out[n] = '\0';
+	return 0;
+}

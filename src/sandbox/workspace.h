@@ -19,4 +19,10 @@
 int workspace_populate(const char *src_dir, int dest_dirfd, const char *dest_path, uid_t uid,
 		       gid_t gid, const char *const *unmask, struct pd_err *err);
 
+/* The commit the populated workspace starts from (its HEAD: the owner's
+ * HEAD plus, when there were any, the uncommitted changes as one commit),
+ * read right after populating, before any sandbox code ran. "" when the
+ * workspace is not a repository with commits. 0 or negative errno. */
+int workspace_head(const char *dest_path, char out[65], struct pd_err *err);
+
 #endif

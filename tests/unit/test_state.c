@@ -196,7 +196,7 @@ static void test_wal_and_schema(void **state)
 	assert_string_equal(mode, "wal");
 	free(mode);
 	char *ver = side_query(f->path, "PRAGMA user_version");
-	assert_string_equal(ver, "2");
+	assert_string_equal(ver, "3");
 	free(ver);
 	char *idx = side_query(f->path, "SELECT sql FROM sqlite_master WHERE type = 'index' AND "
 					"tbl_name = 'events' AND sql IS NOT NULL");
@@ -233,7 +233,7 @@ static void test_migrate_from_v1(void **state)
 		  "PRAGMA user_version = 1;");
 	open_ok(f);
 	char *ver = side_query(f->path, "PRAGMA user_version");
-	assert_string_equal(ver, "2");
+	assert_string_equal(ver, "3");
 	free(ver);
 	struct pd_sb_row r = { 0 };
 	struct pd_err err;
