@@ -841,8 +841,10 @@ static struct session *start_user_session(struct client *c, struct dsb *s, char 
 	json_t *rec = json_deep_copy(jargv);
 	struct session *ss = session_start(s, &x, jargv, detach, &err);
 	if (!ss) {
-		json_decref(rec);
 		int code = err.code == ENOENT ? 127 : err.code == EACCES ? 126 : 125;
+		/* every exec is in the audit log, those that could not start too */
+		daemon_event(c->d, s->row.name, "exec-failed",
+			     json_pack("{s:o, s:i, s:s}", "argv", rec, "code", code, "error", err.msg));
 		client_error(c, code, "%s", pd_err_format(&err, buf, sizeof buf));
 		return NULL;
 	}
@@ -1134,7 +1136,12 @@ static void review_work(struct job *j)
 		j->err.code = EINVAL; /* a plain statement: no strerror after it */
 		return;
 	}
-	snprintf(rj->sum.base, sizeof rj->sum.base, "%s", rj->start ? rj->start : "");
+	/* A pull's summary: against the workspace's first commit when the owner
+	 * had uncommitted changes (it then names that commit in the review
+	 * command); otherwise against the merge-base with the owner's current
+	 * branch ("git log -p main..paddock/NAME"). */
+	if (rj->start && rj->base && strcmp(rj->start, rj->base))
+		snprintf(rj->sum.base, sizeof rj->sum.base, "%s", rj->start);
 	if (rj->pull)
 		j->r = review_bundle_fetch(rj->repo, rj->bundle, rj->name, &lim, &rj->sum, &j->err);
 	else

@@ -286,9 +286,14 @@ int sandbox_exec(struct sandbox *sb, const struct sandbox_exec *x, struct sandbo
 	if (r < 0) {
 		if (pty >= 0)
 			close(pty);
-		/* the shim exits by itself after an error; reap it */
-		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-		waitpid(pid, NULL, 0);
+		/* After an error report the shim collects its child and exits by
+		 * itself: wait for that. Killing it first would orphan the child to
+		 * whoever reaps orphans (a subreaper daemon), not to the sandbox.
+		 * Only a shim that broke the protocol is killed. */
+		if (r == -EPROTO || r == -EIO)
+			syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
 		close(pidfd);
 		goto out;
 	}

@@ -884,11 +884,25 @@ int proc_start_time(pid_t pid, uint64_t *out)
 	return -EIO;
 }
 
+/* Exited but not yet reaped: /proc still shows it, with its start time. */
+static bool proc_zombie(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X' || p[2] == 'x';
+}
+
 int sandbox_adopt(const struct spec *s, const struct sandbox_persist *p, pid_t pid,
 		  uint64_t start_time, struct sandbox **out, struct pd_err *err)
 {
 	uint64_t st = 0;
-	if (pid <= 0 || proc_start_time(pid, &st) < 0 || st != start_time)
+	if (pid <= 0 || proc_start_time(pid, &st) < 0 || st != start_time || proc_zombie(pid))
 		return pd_err_set(err, ESRCH, "sandbox", "pid %d is gone", (int)pid);
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0)
