@@ -20,7 +20,9 @@
 #
 # Run as root from the repository root:   bash bench/daemon.sh
 # Not part of the test suite (tests never time things).
-# Environment: RUNS (200), UP_RUNS (30), WARMUP (5), MEM_N (20),
+# Sandboxes are up with --network off (bwrap and `paddock run` peers have no
+# network either); MEM_NETWORK=filtered measures the memory with the egress
+# plumbing. Environment: RUNS (200), UP_RUNS (30), WARMUP (5), MEM_N (20),
 # PADDOCK_BIN / PADDOCKD_BIN (build/..., built with `make` when not given).
 set -euo pipefail
 
@@ -131,8 +133,8 @@ EOF
 }
 
 # ---- 1. exec latency -------------------------------------------------------
-"$P" up "$pre-busy" --image "$rootfs" --workspace none >/dev/null
-"$P" up "$pre-deb" --workspace none >/dev/null
+"$P" up "$pre-busy" --image "$rootfs" --workspace none --network off >/dev/null
+"$P" up "$pre-deb" --workspace none --network off >/dev/null
 "$P" exec "$pre-busy" -- true && "$P" exec "$pre-deb" -- true || die "paddock exec fails"
 bwrap_opts="--unshare-all --die-with-parent"
 json=$tmp/exec.json
@@ -173,15 +175,15 @@ cmd=(hyperfine -N --warmup 2 --runs "$UP_RUNS" --export-json "$json"
 	-n "paddock run default image" --prepare true
 	"$P run --rm --network off --workspace none -- true"
 	-n "paddock up default image" --prepare "sh -c '$P down $u1 >/dev/null 2>&1; true'"
-	"$P up $u1 --workspace none"
+	"$P up $u1 --workspace none --network off"
 	-n "paddock up+down default image" --prepare true
-	"sh -c '$P up $u2 --workspace none >/dev/null && $P down $u2'"
+	"sh -c '$P up $u2 --workspace none --network off >/dev/null && $P down $u2'"
 	-n "paddock run workspace" --prepare true
 	"$P run --rm --network off -- true"
 	-n "paddock up workspace" --prepare "sh -c '$P down $u3 >/dev/null 2>&1; true'"
-	"$P up $u3"
+	"$P up $u3 --network off"
 	-n "paddock up+down workspace" --prepare true
-	"sh -c '$P up $u4 >/dev/null && $P down $u4'")
+	"sh -c '$P up $u4 --network off >/dev/null && $P down $u4'")
 echo
 echo "## 2. up latency (cached image)"
 echo "# command line:"
@@ -224,7 +226,7 @@ s1=$(snapshot idle-b) # noise: nothing happened between a and b
 echo "$s0"
 echo "$s1"
 for i in $(seq 1 "$MEM_N"); do
-	"$P" up "$pre-m$i" --image "$rootfs" --workspace none >/dev/null
+	"$P" up "$pre-m$i" --image "$rootfs" --workspace none --network "${MEM_NETWORK:-off}" >/dev/null
 done
 sleep 5
 s2=$(snapshot "up-$MEM_N")

@@ -112,6 +112,38 @@ void close_all_except(int *keep, size_t n)
 	syscall(SYS_close_range, lo, ~0U, 0);
 }
 
+/* Default dispositions for every signal the daemon ignores or catches
+ * (SigIgn and SigCgt of /proc/self/status): a handful of calls instead of
+ * one per signal, on the path every session takes. Any other signal is at
+ * its default already. */
+static void reset_signals(void)
+{
+	char buf[4096];
+	unsigned long long mask = 0;
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0) {
+		for (int sig = 1; sig < NSIG; sig++)
+			signal(sig, SIG_DFL);
+		return;
+	}
+	buf[n] = '\0';
+	static const char *const keys[] = { "\nSigIgn:", "\nSigCgt:" };
+	for (size_t k = 0; k < 2; k++) {
+		const char *p = strstr(buf, keys[k]);
+		if (!p) {
+			mask = ~0ULL;
+			break;
+		}
+		mask |= strtoull(p + strlen(keys[k]), NULL, 16);
+	}
+	for (int sig = 1; sig < NSIG && sig <= 64; sig++)
+		if (mask & (1ULL << (sig - 1)))
+			signal(sig, SIG_DFL);
+}
+
 _Noreturn static void shim_main(const struct sandbox *sb, const struct sandbox_exec *x, int sock,
 				const int *cg_fds, size_t n_cg)
 {
@@ -133,8 +165,7 @@ _Noreturn static void shim_main(const struct sandbox *sb, const struct sandbox_e
 	close_all_except(keep, nk);
 	sigset_t none;
 	sigemptyset(&none);
-	for (int sig = 1; sig < NSIG; sig++)
-		signal(sig, SIG_DFL);
+	reset_signals();
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	/* 2. */
 	for (size_t i = 0; i < n_cg; i++) {
