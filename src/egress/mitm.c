@@ -1161,6 +1161,12 @@ struct mitm *egress_mitm_start_plain(struct sandbox *sb, const char *host, uint1
 	bufferevent_setwatermark(m->cl, EV_WRITE, MITM_OUT_HWM / 2, 0);
 	bufferevent_setcb(m->up, up_read_cb, up_write_cb, up_event_cb, m);
 	bufferevent_setwatermark(m->up, EV_WRITE, MITM_OUT_HWM / 2, 0);
+	/* libevent moves 16 KiB per call by default: a bulk download would cost
+	 * one loop turn per 16 KiB. Responses are a byte stream here. */
+	bufferevent_set_max_single_read(m->up, MITM_OUT_HWM);
+	bufferevent_set_max_single_write(m->cl, MITM_OUT_HWM);
+	bufferevent_set_max_single_read(m->cl, MITM_OUT_HWM);
+	bufferevent_set_max_single_write(m->up, MITM_OUT_HWM);
 	m->st = M_HEAD;
 	if (pre_len) {
 		/* what decided the connection: its first head, and what followed */
