@@ -82,7 +82,17 @@ static int start_daemon(struct pd_err *err)
 		dup2(log >= 0 ? log : nul, 2);
 		if (chdir("/") < 0)
 			_exit(1);
-		execl(exe, "paddockd", "--socket", sock_path(), (char *)NULL);
+		/* The daemon does not inherit our environment (it may hold an API
+		 * key the shell exported): a fixed PATH and paddock's own settings. */
+		extern char **environ;
+		char *env[64];
+		size_t ne = 0;
+		env[ne++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+		for (char **e = environ; e && *e && ne < ARRAY_SIZE(env) - 1; e++)
+			if (!strncmp(*e, "PADDOCK_", 8))
+				env[ne++] = *e;
+		env[ne] = NULL;
+		execle(exe, "paddockd", "--socket", sock_path(), (char *)NULL, env);
 		_exit(127);
 	}
 	waitpid(pid, NULL, 0);

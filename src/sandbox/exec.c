@@ -150,6 +150,7 @@ _Noreturn static void shim_main(const struct sandbox *sb, const struct sandbox_e
 	struct pd_err err = { 0 };
 	/* 1. */
 	prctl(PR_SET_DUMPABLE, 0);
+	scrub_inherited_strings(); /* the daemon's argv and environment */
 	prctl(PR_SET_NAME, "paddock-shim");
 	int keep[16];
 	size_t nk = 0;

@@ -414,7 +414,7 @@ _Noreturn static void idle_main(struct plan *plan)
  * host command line, the caller's environment, which may hold secrets) are
  * still in its memory, and /proc/1/cmdline shows the first. Move the
  * environment to the heap and wipe both regions. */
-static void scrub_inherited_strings(void)
+void scrub_inherited_strings(void)
 {
 	char buf[2048];
 	_cleanup_close_ int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
@@ -436,14 +436,18 @@ static void scrub_inherited_strings(void)
 	}
 	if (field < 51 || v[1] < v[0] || v[3] < v[2])
 		return;
-	size_t ne = 0;
+	/* Only paddock's own settings are kept (test hooks such as
+	 * PADDOCK_LANDLOCK_MAX_ABI): whatever else the caller's environment
+	 * held (an API key exported in the shell that started the daemon) must
+	 * not be copied into a process that lives in the sandbox. */
+	size_t ne = 0, nk = 0;
 	while (environ && environ[ne])
 		ne++;
 	char **copy = calloc(ne + 1, sizeof *copy);
 	if (!copy)
 		return;
 	for (size_t i = 0; i < ne; i++)
-		if (!(copy[i] = strdup(environ[i])))
+		if (!strncmp(environ[i], "PADDOCK_", 8) && !(copy[nk++] = strdup(environ[i])))
 			return;
 	environ = copy;
 	memset((void *)v[0], 0, v[1] - v[0]);

@@ -67,6 +67,10 @@ int msg_recv(int sock, struct msg *m, int *fds, size_t max_fds, size_t *n_fds);
  * Never returns. */
 _Noreturn void sandbox_child(struct plan *plan);
 
+/* Wipe the argument and environment strings inherited from the caller and
+ * keep only PADDOCK_* variables (init.c; pid 1 and every session's shim). */
+void scrub_inherited_strings(void);
+
 /* Close every fd >= 3 not in keep (exec.c). */
 void close_all_except(int *keep, size_t n);
 

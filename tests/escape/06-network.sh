@@ -89,7 +89,7 @@ PORT_TCP4='' PORT_UDP4='' PORT_TCP6='' PORT_TCPHOST=''
 # shellcheck disable=SC1091
 . "$T/ports"
 
-plan 38
+plan 39
 
 # The server really answers on the host: the probe run outside a sandbox
 # gets through (so a "blocked" inside means something).
