@@ -513,6 +513,28 @@ static void on_sigchld(evutil_socket_t sig, short what, void *ctx)
 			waitpid(pid, NULL, WNOHANG);
 }
 
+/* The daemon needs nothing of its caller's environment but PATH (image
+ * builds run tools) and paddock's own settings; whatever else it holds (an API key exported in the shell that
+ * started it) is wiped, so that no worker, session or sandbox forked from
+ * here carries it. */
+static void scrub_environment(void)
+{
+	extern char **environ;
+	static char *kept[64];
+	size_t nk = 0;
+	for (char **e = environ; e && *e; e++) {
+		if ((!strncmp(*e, "PADDOCK_", 8) || !strncmp(*e, "PATH=", 5)) &&
+		    nk < ARRAY_SIZE(kept) - 1) {
+			kept[nk++] = strdup(*e);
+			if (!kept[nk - 1])
+				nk--;
+		}
+		explicit_bzero(*e, strlen(*e));
+	}
+	kept[nk] = NULL;
+	environ = kept;
+}
+
 static void usage(FILE *f)
 {
 	fputs("usage: paddockd [--socket PATH] [--db PATH] [--dns-upstream ADDR[:PORT]] "
@@ -532,6 +554,7 @@ int main(int argc, char **argv)
 	};
 	struct daemon d = { .listen_fd = -1, .eg = { .sock = -1 } };
 	pd_json_wipe_on_free(); /* secret values pass through JSON */
+	scrub_environment();
 	pd_event_wipe_on_free(); /* and through libevent's buffers */
 	snprintf(d.sock_path, sizeof d.sock_path, "%s",
 		 getenv("PADDOCK_SOCKET") ? getenv("PADDOCK_SOCKET") : PD_SOCKET_DEFAULT);
