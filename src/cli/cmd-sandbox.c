@@ -331,6 +331,14 @@ static int stream(int fd, bool tty, bool input, bool sanitize, const char *name,
 	return code;
 }
 
+/* --json output: the value indented, or `fallback` when it cannot be printed. */
+static void print_json(json_t *v, const char *fallback)
+{
+	char *t = json_dumps(v, JSON_INDENT(2));
+	puts(t ? t : fallback);
+	free(t);
+}
+
 static int simple(json_t *req)
 {
 	int rc;
@@ -654,9 +662,7 @@ int cmd_ls(int argc, char **argv)
 		json_t *a = json_object_get(ans, "images"), *x;
 		size_t i;
 		if (js) {
-			char *t = json_dumps(a, JSON_INDENT(2));
-			puts(t ? t : "[]");
-			free(t);
+			print_json(a, "[]");
 		} else {
 			printf("%-6s %8s  %s\n", "USES", "LAST", "IMAGE");
 			json_array_foreach(a, i, x) {
@@ -676,9 +682,7 @@ int cmd_ls(int argc, char **argv)
 	json_t *a = json_object_get(ans, "sandboxes"), *x;
 	size_t i;
 	if (js) {
-		char *s = json_dumps(a, JSON_INDENT(2));
-		puts(s ? s : "[]");
-		free(s);
+		print_json(a, "[]");
 	} else {
 		printf("%-20s %-10s %-14s %6s %9s %9s %s\n", "NAME", "STATE", "IMAGE", "AGE", "CPU",
 		       "MEM", "SESSIONS");
@@ -714,9 +718,7 @@ int cmd_sessions(int argc, char **argv)
 	json_t *a = json_object_get(ans, "sessions"), *x;
 	size_t i;
 	if (js) {
-		char *s = json_dumps(a, JSON_INDENT(2));
-		puts(s ? s : "[]");
-		free(s);
+		print_json(a, "[]");
 	} else {
 		printf("%-8s %-8s %-5s %6s %s\n", "SESSION", "STATE", "CODE", "SINCE", "COMMAND");
 		json_array_foreach(a, i, x) {
@@ -895,9 +897,7 @@ int cmd_secrets(int argc, char **argv)
 	json_t *a = json_object_get(ans, "secrets"), *x;
 	size_t i;
 	if (js) {
-		char *t = json_dumps(a, JSON_INDENT(2));
-		puts(t ? t : "[]");
-		free(t);
+		print_json(a, "[]");
 	} else {
 		printf("%-24s %-10s %-28s %s\n", "SECRET", "INJECTED", "FROM", "HOSTS");
 		json_array_foreach(a, i, x) {
@@ -1018,9 +1018,7 @@ int cmd_net(int argc, char **argv)
 		return rc;
 	json_object_del(ans, "ok");
 	if (js) {
-		char *s = json_dumps(ans, JSON_INDENT(2));
-		puts(s ? s : "{}");
-		free(s);
+		print_json(ans, "{}");
 		json_decref(ans);
 		return 0;
 	}

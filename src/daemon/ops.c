@@ -655,6 +655,31 @@ out:
 	free(j);
 }
 
+/* The worker for up (cwd: the workspace source) and start (start_only). */
+static void run_up_job(struct client *c, struct dsb *s, const char *cwd, bool start_only)
+{
+	struct job *j = calloc(1, sizeof *j);
+	struct up_data *u = calloc(1, sizeof *u);
+	if (!j || !u || (cwd && !(u->cwd = strdup(cwd)))) {
+		free(u ? u->cwd : NULL);
+		free(j);
+		free(u);
+		if (start_only) /* net_prepare ran for this start */
+			net_release(s);
+		return client_error(c, 1, "out of memory");
+	}
+	u->start_only = start_only;
+	*j = (struct job){ .work = up_work, .done = up_done, .d = c->d, .sb = s, .c = c, .data = u };
+	if (job_run(j) < 0) {
+		free(u->cwd);
+		free(u);
+		free(j);
+		if (start_only)
+			net_release(s);
+		client_error(c, 1, "cannot start a worker process");
+	}
+}
+
 static void op_up(struct client *c, json_t *req)
 {
 	struct daemon *d = c->d;
@@ -701,21 +726,7 @@ static void op_up(struct client *c, json_t *req)
 	d->sandboxes = s;
 	daemon_event(d, name, "create", json_pack("{s:s, s:i}", "owner", s->row.owner ? s->row.owner : "",
 						  "slot", (int)s->row.slot));
-	struct job *j = calloc(1, sizeof *j);
-	struct up_data *u = calloc(1, sizeof *u);
-	if (!j || !u) {
-		free(j);
-		free(u);
-		return client_error(c, 1, "out of memory");
-	}
-	u->cwd = cwd ? strdup(cwd) : NULL;
-	*j = (struct job){ .work = up_work, .done = up_done, .d = d, .sb = s, .c = c, .data = u };
-	if (job_run(j) < 0) {
-		free(u->cwd);
-		free(u);
-		free(j);
-		client_error(c, 1, "cannot start a worker thread");
-	}
+	run_up_job(c, s, cwd, false);
 }
 
 static void op_start(struct client *c, json_t *req)
@@ -726,28 +737,13 @@ static void op_start(struct client *c, json_t *req)
 	if (s->busy || s->sb)
 		return client_error(c, 1, "sandbox '%s' is %s", s->row.name,
 				    s->busy ? "busy" : "already running");
-	struct job *j = calloc(1, sizeof *j);
-	struct up_data *u = calloc(1, sizeof *u);
-	if (!j || !u) {
-		free(j);
-		free(u);
-		return client_error(c, 1, "out of memory");
-	}
-	u->start_only = true;
 	struct pd_err err;
 	char buf[1200];
 	if (net_prepare(s, json_object_get(req, "secrets"), &err) < 0) {
 		net_release(s);
-		free(j);
-		free(u);
 		return client_error(c, 1, "%s", pd_err_format(&err, buf, sizeof buf));
 	}
-	*j = (struct job){ .work = up_work, .done = up_done, .d = c->d, .sb = s, .c = c, .data = u };
-	if (job_run(j) < 0) {
-		free(u);
-		free(j);
-		client_error(c, 1, "cannot start a worker thread");
-	}
+	run_up_job(c, s, NULL, true);
 }
 
 static void op_stop(struct client *c, json_t *req)
@@ -810,7 +806,7 @@ static void start_destroy(struct daemon *d, struct dsb *s, struct client *c)
 	if (job_run(j) < 0) {
 		free(j);
 		if (c)
-			client_error(c, 1, "cannot start a worker thread");
+			client_error(c, 1, "cannot start a worker process");
 	}
 }
 
@@ -1229,7 +1225,7 @@ static void export_end(struct session *x, void *ctx)
 		if (job_run(j) == 0)
 			return;
 		if (c)
-			client_error(c, 1, "cannot start a worker thread");
+			client_error(c, 1, "cannot start a worker process");
 	}
 	if (fd >= 0)
 		close(fd);
