@@ -7,6 +7,7 @@
  * its own pty; without, a terminal on stdin/stdout/stderr is replaced by a
  * pipe that we relay. */
 #include <errno.h>
+#include <net/if.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -187,11 +189,73 @@ static void run_event(json_t *ev, void *ctx)
 			   reason ? reason : "refused");
 }
 
+static char run_if[16]; /* our veth's host end, for the watcher */
+
 /* In the sandbox's watcher, once this process died without cleaning up
  * (SIGKILL): the sandbox is gone, so is its veth; its nft rules are not. */
 static void run_abandoned(void)
 {
-	pd_netns_gc(NULL);
+	/* pid 1 owns the plumbing: until it has exited (its last moments may
+	 * outlast the cgroup's emptying) gc must keep it. A few passes. */
+	for (int i = 0; i < 10; i++) {
+		pd_netns_gc(NULL);
+		if (!run_if[0] || if_nametoindex(run_if) == 0)
+			break;
+		usleep(100 * 1000);
+	}
+	pd_netns_gc(NULL); /* the rules of a veth that went away on its own */
+}
+
+/* The network plumbing (veth, nft rules) exists from pd_net_up on, before
+ * the sandbox's watcher does: a small process started first removes it if
+ * we die before cleaning up ourselves (SIGKILL during setup). It holds
+ * nothing but its pipe; EOF without the 'd' byte means we died. Returns the
+ * pipe's write end, or -1 with errno set. */
+static int start_net_guard(void)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		int keep = p[0];
+		if (keep != 3 && dup2(keep, 3) < 0)
+			_exit(1);
+		close_range(4, ~0U, 0);
+		int nul = open("/dev/null", O_RDWR);
+		if (nul >= 0) {
+			dup2(nul, 0);
+			dup2(nul, 1);
+			dup2(nul, 2);
+		}
+		setsid();
+		signal(SIGINT, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		if (fork() != 0) /* the guard is not our child: nobody waits for it */
+			_exit(0);
+		char c = 0;
+		ssize_t n;
+		do
+			n = read(3, &c, 1);
+		while (n < 0 && errno == EINTR);
+		if (n == 1 && c == 'd')
+			_exit(0);
+		for (int i = 0; i < 10; i++) { /* the sandbox's watcher may still be at work */
+			pd_netns_gc(NULL);
+			usleep(100 * 1000);
+		}
+		_exit(0);
+	}
+	close(p[0]);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	return p[1];
 }
 
 int cmd_run(int argc, char **argv)
@@ -207,6 +271,7 @@ int cmd_run(int argc, char **argv)
 	int sigfd = -1;
 	struct pd_egress eg = { .sock = -1 };
 	char *ca_pem = NULL;
+	int guard_fd = -1;
 	struct pd_net net = { .ns = { .fd = -1 } };
 	bool net_up = false;
 
@@ -240,12 +305,18 @@ int cmd_run(int argc, char **argv)
 	if (s.network == PD_NET_FILTERED || s.network == PD_NET_OPEN) {
 		char id[24];
 		snprintf(id, sizeof id, "r%d", (int)getpid());
+		/* before anything is made: the guard must hold none of it */
+		if ((guard_fd = start_net_guard()) < 0) {
+			pd_err_errno(&err, "network", "starting the plumbing's guard");
+			goto fail;
+		}
 		if (pd_egress_spawn(NULL, NULL, &eg, &err) < 0)
 			goto fail;
 		eg.on_event = run_event;
 		if (pd_net_up(&eg, id, &s, &net, &err) < 0)
 			goto fail;
 		net_up = true;
+		snprintf(run_if, sizeof run_if, "%s", net.ns.host_if);
 		if (pd_net_env(&net, &s.env) < 0) {
 			pd_err_set(&err, ENOMEM, "network", "out of memory");
 			goto fail;
@@ -366,6 +437,10 @@ out:
 		pd_net_down(&eg, &net);
 	if (eg.pid > 0)
 		pd_egress_stop(&eg);
+	if (guard_fd >= 0) { /* cleaned up: the guard has nothing to do */
+		(void)!write(guard_fd, "d", 1);
+		close(guard_fd);
+	}
 	free(ca_pem);
 	for (int i = 0; i < 3; i++)
 		for (int j = 0; j < 2; j++)
